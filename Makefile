@@ -1,0 +1,31 @@
+# tfgate — the commands a fresh machine needs: `make demo`, `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint protos bench clean
+
+install: $(STAMP)
+
+# Rebuilt only when the pins or the project metadata change; otherwise a no-op.
+$(STAMP): pyproject.toml requirements/lock.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q pip==25.3
+	$(BIN)/python -m pip install -q -c requirements/lock.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/tfgate demo
+
+test: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install
+	$(BIN)/python benchmarks/pipeline_bench.py
+
+clean:
+	rm -rf work models

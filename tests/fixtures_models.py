@@ -1,0 +1,1 @@
+"""Session fixtures for trained models (owned by the training work; see tests/conftest.py)."""
