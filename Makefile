@@ -24,6 +24,10 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 
+# Regenerates protos/tfgate/**/*_pb2*.py from the .proto files (tests/gateway fails if they are stale).
+protos: install
+	$(BIN)/python protos/generate.py
+
 bench: install
 	$(BIN)/python benchmarks/pipeline_bench.py
 
