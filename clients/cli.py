@@ -30,6 +30,7 @@ def _register_commands() -> None:
     from pipeline import cli as pipeline_cli
 
     pipeline_cli.register(app)
+    __import__("serving.gateway.cli", fromlist=["register"]).register(app)
 
 
 def main() -> None:

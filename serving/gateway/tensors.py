@@ -1,0 +1,117 @@
+"""tfgate.v1.Tensor <-> tensorflow.TensorProto, with errors that name the tensor."""
+
+from __future__ import annotations
+
+import numpy as np
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from tfgate.v1 import tensor_pb2 as gw
+
+# tfgate dtype -> (numpy little-endian dtype, TF dtype)
+_TYPES = {
+    gw.DATA_TYPE_FLOAT32: (np.dtype("<f4"), types_pb2.DT_FLOAT),
+    gw.DATA_TYPE_FLOAT64: (np.dtype("<f8"), types_pb2.DT_DOUBLE),
+    gw.DATA_TYPE_INT8: (np.dtype("i1"), types_pb2.DT_INT8),
+    gw.DATA_TYPE_INT16: (np.dtype("<i2"), types_pb2.DT_INT16),
+    gw.DATA_TYPE_INT32: (np.dtype("<i4"), types_pb2.DT_INT32),
+    gw.DATA_TYPE_INT64: (np.dtype("<i8"), types_pb2.DT_INT64),
+    gw.DATA_TYPE_UINT8: (np.dtype("u1"), types_pb2.DT_UINT8),
+    gw.DATA_TYPE_UINT16: (np.dtype("<u2"), types_pb2.DT_UINT16),
+    gw.DATA_TYPE_UINT32: (np.dtype("<u4"), types_pb2.DT_UINT32),
+    gw.DATA_TYPE_UINT64: (np.dtype("<u8"), types_pb2.DT_UINT64),
+    gw.DATA_TYPE_BOOL: (np.dtype("?"), types_pb2.DT_BOOL),
+    gw.DATA_TYPE_FLOAT16: (np.dtype("<f2"), types_pb2.DT_HALF),
+    gw.DATA_TYPE_STRING: (np.dtype(object), types_pb2.DT_STRING),
+}
+_FROM_TF = {tf: (gwt, npt) for gwt, (npt, tf) in _TYPES.items()}
+# Where a TensorProto without tensor_content keeps its values, by TF dtype.
+_VAL_FIELD = {
+    types_pb2.DT_FLOAT: "float_val", types_pb2.DT_DOUBLE: "double_val",
+    types_pb2.DT_INT8: "int_val", types_pb2.DT_INT16: "int_val", types_pb2.DT_INT32: "int_val",
+    types_pb2.DT_UINT8: "int_val", types_pb2.DT_UINT16: "int_val", types_pb2.DT_INT64: "int64_val",
+    types_pb2.DT_UINT32: "uint32_val", types_pb2.DT_UINT64: "uint64_val", types_pb2.DT_BOOL: "bool_val",
+    types_pb2.DT_HALF: "half_val", types_pb2.DT_STRING: "string_val",
+}
+
+
+class TensorError(ValueError):
+    """Bad tensor; the message names the field."""
+
+
+def to_tensor_proto(t: gw.Tensor, field: str) -> tensor_pb2.TensorProto:
+    if t.dtype not in _TYPES:
+        raise TensorError(f"{field}.dtype: unsupported or unspecified dtype {t.dtype}")
+    np_dtype, tf_dtype = _TYPES[t.dtype]
+    if any(d < 0 for d in t.shape):
+        raise TensorError(f"{field}.shape: dimensions must be >= 0, got {list(t.shape)}")
+    count = int(np.prod(t.shape, dtype=np.int64)) if t.shape else 1
+    proto = tensor_pb2.TensorProto(
+        dtype=tf_dtype,
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in t.shape]),
+    )
+    if t.dtype == gw.DATA_TYPE_STRING:
+        if t.content:
+            raise TensorError(f"{field}.content: must be empty for DATA_TYPE_STRING (use string_values)")
+        if len(t.string_values) != count:
+            raise TensorError(f"{field}.string_values: shape {list(t.shape)} needs {count} values, "
+                              f"got {len(t.string_values)}")
+        proto.string_val.extend(t.string_values)
+        return proto
+    if t.string_values:
+        raise TensorError(f"{field}.string_values: only for DATA_TYPE_STRING")
+    if len(t.content) != count * np_dtype.itemsize:
+        raise TensorError(f"{field}.content: shape {list(t.shape)} of {np_dtype.name} needs "
+                          f"{count * np_dtype.itemsize} bytes, got {len(t.content)}")
+    proto.tensor_content = t.content
+    return proto
+
+
+def to_numpy(p: tensor_pb2.TensorProto) -> np.ndarray:
+    """A TensorProto as produced by TF Serving (tensor_content or the typed *_val fields)."""
+    if p.dtype not in _FROM_TF:
+        raise TensorError(f"unsupported TF dtype {p.dtype}")
+    _, np_dtype = _FROM_TF[p.dtype]
+    shape = [d.size for d in p.tensor_shape.dim]
+    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    if p.dtype == types_pb2.DT_STRING:
+        values = np.array(list(p.string_val), dtype=object)
+    elif p.tensor_content:
+        return np.frombuffer(p.tensor_content, dtype=np_dtype).reshape(shape)
+    elif p.dtype == types_pb2.DT_HALF:
+        values = np.array(p.half_val, dtype=np.uint16).view(np.float16)
+    else:
+        values = np.array(getattr(p, _VAL_FIELD[p.dtype]), dtype=np_dtype)
+    if values.size == count:
+        return values.reshape(shape)
+    if values.size == 1 or (values.size == 0 and count == 0):
+        return np.full(shape, values[0] if values.size else 0, dtype=values.dtype)
+    if values.size < count and values.size > 0:  # TF: the last value repeats
+        return np.concatenate([values, np.repeat(values[-1:], count - values.size)]).reshape(shape)
+    raise TensorError(f"tensor has {values.size} values for shape {shape}")
+
+
+def from_tensor_proto(p: tensor_pb2.TensorProto) -> gw.Tensor:
+    gwt, np_dtype = _FROM_TF[p.dtype] if p.dtype in _FROM_TF else (None, None)
+    if gwt is None:
+        raise TensorError(f"unsupported TF dtype {p.dtype}")
+    shape = [d.size for d in p.tensor_shape.dim]
+    if p.dtype != types_pb2.DT_STRING and p.tensor_content:
+        return gw.Tensor(dtype=gwt, shape=shape, content=p.tensor_content)
+    arr = to_numpy(p)
+    if p.dtype == types_pb2.DT_STRING:
+        return gw.Tensor(dtype=gwt, shape=shape, string_values=list(arr.reshape(-1)))
+    return gw.Tensor(dtype=gwt, shape=shape, content=np.ascontiguousarray(arr, dtype=np_dtype).tobytes())
+
+
+def numpy_tensor_proto(arr: np.ndarray, tf_dtype: int) -> tensor_pb2.TensorProto:
+    proto = tensor_pb2.TensorProto(
+        dtype=tf_dtype,
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in arr.shape]),
+    )
+    if tf_dtype == types_pb2.DT_STRING:
+        proto.string_val.extend(arr.reshape(-1).tolist())
+    else:
+        np_dtype = _FROM_TF[tf_dtype][1]
+        proto.tensor_content = np.ascontiguousarray(arr, dtype=np_dtype).tobytes()
+    return proto
