@@ -157,6 +157,7 @@ def make_certs(tmp: Path) -> dict[str, Path]:
     write("server", srv_key, srv)
     cli_key = key()
     cli = builder("tfgate client", "tfgate test CA", cli_key.public_key()).add_extension(
-        x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False).sign(ca_key, hashes.SHA256())
+        x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+    ).sign(ca_key, hashes.SHA256())
     write("client", cli_key, cli)
     return {n: tmp / n for n in ("ca.crt", "ca.key", "server.crt", "server.key", "client.crt", "client.key")}

@@ -49,9 +49,11 @@ def test_every_field_overridable_from_environment(tmp_path):
 
 
 @pytest.mark.parametrize("text, env, message", [
-    (MINIMAL, {"TFGATE_GATEWAY__MODELS__HOUSING__DEADLINE": "5"}, "models.housing: unknown field(s) deadline"),
+    (MINIMAL, {"TFGATE_GATEWAY__MODELS__HOUSING__DEADLINE": "5"},
+     "models.housing: unknown field(s) deadline"),
     (MINIMAL, {"TFGATE_GATEWAY__MODELS__HOUSING__SPLIT": "{a: 50, b: 40}"}, "models.housing.split"),
-    (MINIMAL, {"TFGATE_GATEWAY__MAX_CONCURRENT_REQUESTS": "lots"}, "max_concurrent_requests: expected an int"),
+    (MINIMAL, {"TFGATE_GATEWAY__MAX_CONCURRENT_REQUESTS": "lots"},
+     "max_concurrent_requests: expected an int"),
     (MINIMAL, {"TFGATE_GATEWAY__MODELS__FASHION__TARGETS": "[]"}, "models.fashion.targets: at least one"),
     (MINIMAL, {"TFGATE_GATEWAY__MODELS__FASHION__TARGETS": "http://x:1"}, "models.fashion.targets[0]"),
     (MINIMAL, {"TFGATE_GATEWAY__TLS__CERT_FILE": "/nonexistent.crt",
