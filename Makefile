@@ -13,6 +13,10 @@ $(STAMP): pyproject.toml requirements/lock.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q pip==25.3
 	$(BIN)/python -m pip install -q -c requirements/lock.txt -e '.[dev]'
+	# checkov (tests/k8s) in its own venv: it pins termcolor<2.4, below TensorFlow's.
+	test -x $(VENV)/checkov/bin/python || $(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/python -m pip install -q pip==25.3
+	$(VENV)/checkov/bin/python -m pip install -q -r requirements/checkov.txt
 	touch $(STAMP)
 
 demo: install
