@@ -30,6 +30,9 @@ def _register_commands() -> None:
     from pipeline import cli as pipeline_cli
 
     pipeline_cli.register(app)
+    from serving.model_server import cli as model_server_cli
+
+    model_server_cli.register(app)
     __import__("serving.gateway.cli", fromlist=["register"]).register(app)
 
 

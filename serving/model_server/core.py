@@ -1,0 +1,100 @@
+"""The request paths shared by the gRPC and REST front ends: resolve the version, hold it while the
+request runs, run through the batcher (or straight on the thread pool), count metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import grpc
+from tensorflow_serving.apis import get_model_metadata_pb2
+
+from . import inference
+from .errors import ServingError, invalid
+from .manager import Manager
+
+
+class Core:
+    def __init__(self, manager: Manager, executor, batcher=None, metrics=None):
+        self.manager = manager
+        self.executor = executor
+        self.batcher = batcher
+        self.metrics = metrics
+
+    async def _run(self, servable, sig, inputs):
+        if self.batcher is not None:
+            return await self.batcher.run(servable, sig, inputs)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, servable.run, sig, inputs)
+
+    async def _timed(self, api: str, spec, coro_fn):
+        t0 = time.monotonic()
+        status = "OK"
+        try:
+            return await coro_fn()
+        except ServingError as e:
+            status = e.code.name
+            raise
+        except asyncio.CancelledError:
+            status = grpc.StatusCode.CANCELLED.name
+            raise
+        finally:
+            if self.metrics is not None and spec.name:
+                self.metrics.request(spec.name, spec.signature_name or "serving_default", api, status,
+                                     time.monotonic() - t0)
+
+    async def predict(self, req):
+        async def go():
+            v = self.manager.resolve(req.model_spec, req.HasField("model_spec"))
+            with self.manager.hold(v) as servable:
+                sig, inputs, wanted = inference.predict_prepare(servable, req)
+                out = await self._run(servable, sig, inputs)
+                return inference.predict_build(servable, sig, out, wanted)
+        return await self._timed("predict", req.model_spec, go)
+
+    async def classify(self, req):
+        async def go():
+            v = self.manager.resolve(req.model_spec, req.HasField("model_spec"))
+            with self.manager.hold(v) as servable:
+                sig, inputs = inference.classify_prepare(servable, req.model_spec, req.input)
+                n = len(next(iter(inputs.values())))
+                out = await self._run(servable, sig, inputs)
+                return inference.classify_build(servable, sig, out, n)
+        return await self._timed("classify", req.model_spec, go)
+
+    async def regress(self, req):
+        async def go():
+            v = self.manager.resolve(req.model_spec, req.HasField("model_spec"))
+            with self.manager.hold(v) as servable:
+                sig, inputs = inference.regress_prepare(servable, req.model_spec, req.input)
+                n = len(next(iter(inputs.values())))
+                out = await self._run(servable, sig, inputs)
+                return inference.regress_build(servable, sig, out, n)
+        return await self._timed("regress", req.model_spec, go)
+
+    async def multi_inference(self, req):
+        inference.multi_inference_check(req)
+        spec = req.tasks[0].model_spec
+        v = self.manager.resolve(spec, True)
+        with self.manager.hold(v) as servable:
+            return await asyncio.get_running_loop().run_in_executor(
+                self.executor, inference.multi_inference_sync, servable, req)
+
+    async def metadata(self, req):
+        v = self.manager.resolve(req.model_spec, req.HasField("model_spec"))
+        if not req.metadata_field:
+            raise invalid("GetModelMetadataRequest must specify at least one metadata_field")
+        for f in req.metadata_field:
+            if f != "signature_def":
+                raise invalid(f"Metadata field {f} is not supported")
+        servable = v.servable
+        resp = get_model_metadata_pb2.GetModelMetadataResponse()
+        resp.model_spec.name = servable.name
+        resp.model_spec.version.value = servable.version
+        sdm = get_model_metadata_pb2.SignatureDefMap()
+        for k, sd in servable.signature_def_map.items():
+            sdm.signature_def[k].CopyFrom(sd)
+        resp.metadata["signature_def"].Pack(sdm)
+        return resp
+
+    def status(self, req):
+        return self.manager.status(req.model_spec, req.HasField("model_spec"))

@@ -1,0 +1,309 @@
+"""TF Serving's REST API on aiohttp: the same paths, JSON shapes and HTTP codes.
+
+Requests are turned into the gRPC request protos and go through the same code as gRPC, so
+validation and error messages are identical; errors come back as {"error": "..."}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+
+import numpy as np
+from aiohttp import web
+from google.protobuf import json_format
+from tensorflow.core.example import example_pb2, feature_pb2
+from tensorflow.core.framework import types_pb2
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    predict_pb2,
+    regression_pb2,
+)
+
+from . import tensors
+from .core import Core
+from .errors import ServingError, invalid
+
+_PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)"
+                   r"(?:/versions/(?P<version>-?\d+)|/labels/(?P<label>[^/:]+))?"
+                   r"(?:(?P<meta>/metadata)|:(?P<verb>[A-Za-z]+))?/?$")
+
+
+def _err(e: ServingError) -> web.Response:
+    return web.json_response({"error": e.message}, status=e.http_status)
+
+
+def _spec(spec, m: re.Match, signature_name: str = "") -> None:
+    spec.name = m["name"]
+    if m["version"] is not None:
+        spec.version.value = int(m["version"])
+    elif m["label"] is not None:
+        spec.version_label = m["label"]
+    if signature_name:
+        spec.signature_name = signature_name
+
+
+# ---- JSON -> numpy for a given TF dtype
+def _b64(obj) -> bytes:
+    try:
+        return base64.b64decode(obj["b64"], validate=True)
+    except Exception:
+        raise invalid(f"Unable to base64 decode: {obj['b64']!r}") from None
+
+
+def _is_b64(v) -> bool:
+    return isinstance(v, dict) and set(v) == {"b64"} and isinstance(v["b64"], str)
+
+
+def _json_to_array(value, dt: int, alias: str) -> np.ndarray:
+    if dt == types_pb2.DT_STRING:
+        def leaf(v):
+            if isinstance(v, list):
+                return [leaf(x) for x in v]
+            if _is_b64(v):
+                return _b64(v)
+            if isinstance(v, str):
+                return v.encode("utf-8")
+            raise invalid(f"JSON Value: {json.dumps(v)} Type: {type(v).__name__} is not of expected type: "
+                          f"string")
+        conv = leaf(value)
+        try:
+            arr = np.array(conv, dtype=object)
+            if arr.dtype != object or any(not isinstance(x, bytes) for x in arr.ravel()):
+                raise ValueError
+        except ValueError:
+            raise invalid(f"Failed to process element of '{alias}': the lists are not all of the same "
+                          f"shape") from None
+        return arr
+    npdt = tensors.NP_OF.get(dt)
+    if npdt is None:
+        raise invalid(f"Unsupported dtype {tensors.dtype_name(dt)} for input {alias} in JSON")
+    try:
+        raw = np.array(value)
+    except ValueError:
+        raise invalid(f"Failed to process element of '{alias}': the lists are not all of the same "
+                      f"shape") from None
+    if raw.dtype == object or raw.dtype.kind in "SU":
+        bad = next((v for v in raw.ravel() if not isinstance(v, int | float | bool)), raw.ravel()[:1])
+        raise invalid(f"JSON Value: {json.dumps(bad if not isinstance(bad, np.ndarray) else value)} "
+                      f"is not of expected type: {tensors.dtype_name(dt)}")
+    if raw.dtype.kind == "b" and dt != types_pb2.DT_BOOL or dt == types_pb2.DT_BOOL and raw.dtype.kind != "b":
+        raise invalid(f"JSON Value of '{alias}' is not of expected type: {tensors.dtype_name(dt)}")
+    if np.dtype(npdt).kind in "iu" and raw.dtype.kind == "f":
+        raise invalid(f"JSON Value of '{alias}' is a float, not of expected type: {tensors.dtype_name(dt)}")
+    return raw.astype(npdt)
+
+
+def _to_json(arr: np.ndarray, alias: str):
+    if arr.dtype == object:
+        as_b64 = alias.endswith("_bytes")
+
+        def leaf(v):
+            if isinstance(v, bytes):
+                if not as_b64:
+                    try:
+                        return v.decode("utf-8")
+                    except UnicodeDecodeError:
+                        pass
+                return {"b64": base64.b64encode(v).decode("ascii")}
+            return v
+        return np.vectorize(leaf, otypes=[object])(arr).tolist() if arr.ndim else leaf(arr.item())
+    return arr.tolist()
+
+
+class Rest:
+    def __init__(self, core: Core, timeout_ms: int, metrics=None, metrics_path: str | None = None,
+                 cors: bool = False):
+        self.core = core
+        self.timeout = timeout_ms / 1000 if timeout_ms > 0 else None
+        self.metrics = metrics
+        self.metrics_path = metrics_path
+        self.cors = cors
+
+    def app(self, client_max_size: int) -> web.Application:
+        app = web.Application(client_max_size=client_max_size)
+        app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        return app
+
+    async def dispatch(self, request: web.Request) -> web.Response:
+        resp = await self._dispatch(request)
+        if self.cors:
+            resp.headers["Access-Control-Allow-Origin"] = "*"
+        return resp
+
+    async def _dispatch(self, request: web.Request) -> web.Response:
+        path = request.path
+        if self.metrics_path and path == self.metrics_path and request.method == "GET":
+            return web.Response(body=self.metrics.exposition(),
+                                content_type="text/plain", charset="utf-8")
+        m = _PATH.match(path)
+        malformed = ServingError(invalid("").code, f"Malformed request: {request.method} {path}")
+        malformed.code = __import__("grpc").StatusCode.NOT_FOUND
+        if m is None:
+            return _err(malformed)
+        try:
+            if request.method == "GET" and m["verb"] is None:
+                if m["meta"]:
+                    return await self._run(self._metadata(m))
+                return await self._run(self._status(m))
+            if request.method == "POST" and m["verb"] in ("predict", "classify", "regress") and not m["meta"]:
+                body = await request.read()
+                try:
+                    doc = json.loads(body) if body else None
+                except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                    msg = f"{e.msg}. at offset: {e.pos}" if isinstance(e, json.JSONDecodeError) else str(e)
+                    raise invalid(f"JSON Parse error: {msg}") from None
+                if not isinstance(doc, dict):
+                    raise invalid("JSON Parse error: The document root must be an object.")
+                fn = {"predict": self._predict, "classify": self._classify, "regress": self._regress}
+                return await self._run(fn[m["verb"]](m, doc))
+        except ServingError as e:
+            return _err(e)
+        return _err(malformed)
+
+    async def _run(self, coro) -> web.Response:
+        try:
+            if self.timeout:
+                return await asyncio.wait_for(coro, self.timeout)
+            return await coro
+        except ServingError as e:
+            return _err(e)
+        except TimeoutError:
+            return _err(ServingError(__import__("grpc").StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"))
+
+    async def _status(self, m) -> web.Response:
+        req = get_model_status_pb2.GetModelStatusRequest()
+        _spec(req.model_spec, m)
+        resp = self.core.status(req)
+        return web.json_response(json_format.MessageToDict(
+            resp, preserving_proto_field_name=True, always_print_fields_with_no_presence=True))
+
+    async def _metadata(self, m) -> web.Response:
+        req = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        _spec(req.model_spec, m)
+        resp = await self.core.metadata(req)
+        sdm = get_model_metadata_pb2.SignatureDefMap()
+        resp.metadata["signature_def"].Unpack(sdm)
+        return web.json_response({
+            "model_spec": json_format.MessageToDict(resp.model_spec, preserving_proto_field_name=True,
+                                                    always_print_fields_with_no_presence=True),
+            "metadata": {"signature_def": json_format.MessageToDict(sdm, preserving_proto_field_name=True)},
+        })
+
+    async def _predict(self, m, doc: dict) -> web.Response:
+        sig_name = doc.get("signature_name", "")
+        if not isinstance(sig_name, str):
+            raise invalid("'signature_name' must be a string")
+        has_i, has_c = "instances" in doc, "inputs" in doc
+        if has_i == has_c:
+            raise invalid("Missing 'inputs' or 'instances' key" if not has_i else
+                          "Not allowed to specify both 'instances' and 'inputs' in the request")
+        req = predict_pb2.PredictRequest()
+        _spec(req.model_spec, m, sig_name)
+        v = self.core.manager.resolve(req.model_spec)
+        sig = v.servable.signature(sig_name)
+        dtypes = sig.input_dtypes
+        named: dict[str, object]
+        if has_i:
+            inst = doc["instances"]
+            if not isinstance(inst, list):
+                raise invalid("Expecting 'instances' to be an list/array")
+            if inst and isinstance(inst[0], dict) and not _is_b64(inst[0]):
+                keys = set(inst[0])
+                for i, row in enumerate(inst):
+                    if not isinstance(row, dict) or set(row) != keys:
+                        raise invalid(f"Failed to process element: {i} of 'instances' list. JSON object: "
+                                      f"{json.dumps(row)} keys do not match the keys of the first element")
+                named = {k: [row[k] for row in inst] for k in keys}
+            else:
+                if len(dtypes) != 1:
+                    raise invalid("instances is a plain list, but expecting list of objects as multiple "
+                                  "input tensors required as per tensorinfo_map")
+                named = {next(iter(dtypes)): inst}
+        else:
+            inp = doc["inputs"]
+            if isinstance(inp, dict) and not _is_b64(inp):
+                named = inp
+            else:
+                if len(dtypes) != 1:
+                    raise invalid("inputs is a plain value/list, but expecting an object as multiple input "
+                                  "tensors required as per tensorinfo_map")
+                named = {next(iter(dtypes)): inp}
+        for k, val in named.items():
+            dt = dtypes.get(k)
+            arr = _json_to_array(val, dt, k) if dt is not None else np.array([0], np.float32)
+            req.inputs[k].CopyFrom(tensors.to_proto(arr, as_content=dt != types_pb2.DT_STRING))
+        resp = await self.core.predict(req)
+        outs = {k: tensors.to_numpy(t, k) for k, t in resp.outputs.items()}
+        if has_i:
+            sizes = {a.shape[0] if a.ndim else -1 for a in outs.values()}
+            if len(sizes) != 1 or -1 in sizes:
+                raise invalid("Tensor name: outputs have different batch sizes (or are scalars) and cannot be "
+                              "returned in row format; use 'inputs' (columnar) instead")
+            if len(outs) == 1:
+                (k, a), = outs.items()
+                preds = _to_json(a, k)
+            else:
+                cols = {k: _to_json(a, k) for k, a in outs.items()}
+                preds = [{k: cols[k][i] for k in cols} for i in range(sizes.pop())]
+            return web.json_response({"predictions": preds}, dumps=_dumps)
+        if len(outs) == 1:
+            (k, a), = outs.items()
+            return web.json_response({"outputs": _to_json(a, k)}, dumps=_dumps)
+        return web.json_response({"outputs": {k: _to_json(a, k) for k, a in outs.items()}}, dumps=_dumps)
+
+    def _input(self, doc: dict, inp) -> None:
+        examples = doc.get("examples")
+        if not isinstance(examples, list):
+            raise invalid("'examples' must be a list of objects")
+        exs = [_example(e, i) for i, e in enumerate(examples)]
+        if "context" in doc:
+            inp.example_list_with_context.context.CopyFrom(_example(doc["context"], "context"))
+            inp.example_list_with_context.examples.extend(exs)
+        else:
+            inp.example_list.examples.extend(exs)
+
+    async def _classify(self, m, doc: dict) -> web.Response:
+        req = classification_pb2.ClassificationRequest()
+        _spec(req.model_spec, m, doc.get("signature_name", "") or "")
+        self._input(doc, req.input)
+        resp = await self.core.classify(req)
+        results = [[[c.label, c.score] for c in cl.classes] for cl in resp.result.classifications]
+        return web.json_response({"results": results}, dumps=_dumps)
+
+    async def _regress(self, m, doc: dict) -> web.Response:
+        req = regression_pb2.RegressionRequest()
+        _spec(req.model_spec, m, doc.get("signature_name", "") or "")
+        self._input(doc, req.input)
+        resp = await self.core.regress(req)
+        return web.json_response({"results": [r.value for r in resp.result.regressions]}, dumps=_dumps)
+
+
+def _dumps(obj) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def _example(obj, where) -> example_pb2.Example:
+    """A JSON object to tf.Example as TF Serving maps it: ints -> int64_list, floats -> float_list,
+    strings and {"b64": ...} -> bytes_list."""
+    if not isinstance(obj, dict):
+        raise invalid(f"Example {where} must be a JSON object")
+    ex = example_pb2.Example()
+    for name, val in obj.items():
+        vals = val if isinstance(val, list) else [val]
+        f: feature_pb2.Feature = ex.features.feature[name]
+        if not vals:
+            continue
+        if all(isinstance(v, str) or _is_b64(v) for v in vals):
+            f.bytes_list.value.extend(_b64(v) if _is_b64(v) else v.encode("utf-8") for v in vals)
+        elif all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
+            f.int64_list.value.extend(vals)
+        elif all(isinstance(v, int | float) and not isinstance(v, bool) for v in vals):
+            f.float_list.value.extend(float(v) for v in vals)
+        else:
+            raise invalid(f"Feature {name} of example {where} mixes types or has an unsupported value")
+    return ex

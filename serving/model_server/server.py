@@ -1,0 +1,265 @@
+"""`tfgate model-server`: start-up, the gRPC and REST servers, config polling and SIGTERM drain."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+from . import flags
+
+log = logging.getLogger("tfgate.model_server")
+EXIT_START_FAILED = 255  # TF Serving's main returns -1 when the server fails to start
+
+
+class StartError(Exception):
+    pass
+
+
+def _channel_args(text: str) -> list[tuple[str, object]]:
+    out: list[tuple[str, object]] = []
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise StartError(f"Invalid --grpc_channel_arguments entry '{item}': expected key=value")
+        try:
+            out.append((key.strip(), int(value)))
+        except ValueError:
+            out.append((key.strip(), value.strip()))
+    return out
+
+
+def build_config(opts):
+    from tensorflow_serving.config import model_server_config_pb2
+
+    from . import textproto
+
+    if opts.model_config_file:
+        try:
+            return textproto.read_model_server_config(opts.model_config_file)
+        except Exception as e:  # unreadable or unparsable: report like TF Serving, refuse to start
+            raise StartError(f"INVALID_ARGUMENT: Failed to parse {opts.model_config_file}: {e}") from None
+    if not opts.model_base_path:
+        raise StartError("Both server_options.model_base_path and server_options.model_config_file are "
+                         "empty! (pass --model_base_path=DIR or --model_config_file=FILE)")
+    cfg = model_server_config_pb2.ModelServerConfig()
+    mc = cfg.model_config_list.config.add()
+    mc.name = opts.model_name
+    mc.base_path = opts.model_base_path
+    mc.model_platform = "tensorflow"
+    return cfg
+
+
+def _read_opt(path: str, schema, type_name: str) -> dict:
+    from . import textproto
+
+    try:
+        return textproto.read(path, schema, type_name)
+    except (OSError, textproto.TextProtoError) as e:
+        raise StartError(f"INVALID_ARGUMENT: Failed to parse {type_name} from {path}: {e}") from None
+
+
+async def serve(opts, cfg) -> int:
+    import grpc
+    from aiohttp import web
+
+    from . import inference, textproto
+    from .batching import Batcher, BatchingParameters
+    from .core import Core
+    from .errors import ServingError
+    from .grpc_server import add_services, set_health
+    from .manager import Manager, ManagerOptions, State
+    from .metrics import Metrics
+    from .rest import Rest
+
+    inference.Settings.check_method_name = opts.enable_signature_method_name_check
+    inference.Settings.as_tensor_content = opts.enable_serialization_as_tensor_content
+
+    metrics_path = None
+    if opts.monitoring_config_file:
+        mon = _read_opt(opts.monitoring_config_file, textproto.MONITORING_SCHEMA,
+                        "tensorflow.serving.MonitoringConfig")
+        prom = mon.get("prometheus_config", {})
+        if prom.get("enable"):
+            metrics_path = prom.get("path") or "/monitoring/prometheus/metrics"
+    metrics = Metrics() if metrics_path else None
+
+    batcher = None
+    executor = ThreadPoolExecutor(max(4, 2 * (os.cpu_count() or 1)), thread_name_prefix="run")
+    if opts.enable_batching:
+        raw = {}
+        if opts.batching_parameters_file:
+            raw = _read_opt(opts.batching_parameters_file, textproto.BATCHING_SCHEMA,
+                            "tensorflow.serving.BatchingParameters")
+        try:
+            params = BatchingParameters.from_dict(raw)
+        except ServingError as e:
+            raise StartError(f"INVALID_ARGUMENT: {e.message}") from None
+        batcher = Batcher(params, executor, metrics)
+        log.info("Batching enabled: %s", params)
+
+    manager = Manager(ManagerOptions(
+        tags=[t.strip() for t in opts.saved_model_tags.split(",") if t.strip()],
+        max_num_load_retries=opts.max_num_load_retries,
+        load_retry_interval_s=max(0.0, opts.load_retry_interval_micros / 1e6),
+        file_system_poll_wait_seconds=opts.file_system_poll_wait_seconds,
+        enable_model_warmup=opts.enable_model_warmup,
+        num_request_iterations_for_warmup=opts.num_request_iterations_for_warmup,
+        allow_version_labels_for_unavailable_models=opts.allow_version_labels_for_unavailable_models,
+        num_load_threads=opts.num_load_threads,
+    ), metrics)
+    if batcher is not None:
+        manager.on_unload.append(batcher.drop)
+    try:
+        await manager.apply_config(cfg)
+    except ServingError as e:
+        raise StartError(f"{e.code.name}: {e.message}") from None
+    for model in manager.models.values():
+        if model.versions and not model.available():
+            errs = [v.error for v in model.versions.values() if v.state == State.END and v.error]
+            if errs:
+                raise StartError(f"{errs[0].code.name}: {errs[0].message}")
+    manager.start_polling()
+
+    core = Core(manager, executor, batcher, metrics)
+    options = [("grpc.max_receive_message_length", 2**31 - 1), ("grpc.max_send_message_length", 2**31 - 1),
+               ("grpc.so_reuseport", 0)]
+    extra = _channel_args(opts.grpc_channel_arguments)
+    keys = {k for k, _ in extra}
+    options = [o for o in options if o[0] not in keys] + extra
+    server = grpc.aio.server(options=options)
+    health = add_services(server, core, opts.enable_grpc_healthcheck_service)
+    creds = None
+    if opts.ssl_config_file:
+        ssl = _read_opt(opts.ssl_config_file, textproto.SSL_SCHEMA, "tensorflow.serving.SSLConfig")
+        creds = grpc.ssl_server_credentials(
+            [(ssl.get("server_key", "").encode(), ssl.get("server_cert", "").encode())],
+            root_certificates=ssl.get("custom_ca", "").encode() or None,
+            require_client_auth=bool(ssl.get("client_verify", False)))
+    if opts.port:
+        addr = f"{opts.bind_address}:{opts.port}"
+        bound = server.add_secure_port(addr, creds) if creds else server.add_insecure_port(addr)
+        if not bound:
+            raise StartError(f"Failed to BuildAndStart(); cannot bind {addr}")
+    if opts.grpc_socket_path:
+        uds = f"unix:{opts.grpc_socket_path}"
+        if creds:
+            server.add_secure_port(uds, creds)
+        else:
+            server.add_insecure_port(uds)
+    await server.start()
+    if opts.port:
+        log.info("Running gRPC ModelServer at %s:%d ...", opts.bind_address, opts.port)
+    if opts.grpc_socket_path:
+        log.info("Running gRPC ModelServer at UNIX socket %s ...", opts.grpc_socket_path)
+
+    runner = None
+    if opts.rest_api_port:
+        if opts.rest_api_port == opts.port:
+            raise StartError("server_options.grpc_port cannot be the same as server_options.http_port. "
+                             "Please use a different port for HTTP/REST API. Skipped exporting HTTP/REST "
+                             "API.")
+        rest = Rest(core, opts.rest_api_timeout_in_ms, metrics, metrics_path, opts.rest_api_enable_cors_support)
+        runner = web.AppRunner(rest.app(client_max_size=2**31 - 1), access_log=None,
+                               shutdown_timeout=opts.grpc_shutdown_grace_seconds)
+        await runner.setup()
+        await web.TCPSite(runner, opts.bind_address, opts.rest_api_port).start()
+        log.info("Exporting HTTP/REST API at:%s:%d ...", opts.bind_address, opts.rest_api_port)
+
+    config_task = None
+    if opts.model_config_file and opts.model_config_file_poll_wait_seconds > 0:
+        config_task = asyncio.create_task(_poll_config(manager, opts))
+
+    await set_health(health, True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+    log.info("Received a stop signal: health NOT_SERVING, draining in-flight requests (grace %.0f s)",
+             opts.grpc_shutdown_grace_seconds)
+    await set_health(health, False)
+    if config_task:
+        config_task.cancel()
+    stops = [server.stop(opts.grpc_shutdown_grace_seconds)]
+    if runner is not None:
+        stops.append(runner.cleanup())
+    await asyncio.gather(*stops, return_exceptions=True)
+    await manager.close()
+    executor.shutdown(wait=False, cancel_futures=True)
+    log.info("Server stopped.")
+    return 0
+
+
+async def _poll_config(manager, opts) -> None:
+    from .errors import ServingError
+
+    last = None
+    try:
+        with open(opts.model_config_file, "rb") as f:
+            last = f.read()
+    except OSError:
+        pass
+    while True:
+        await asyncio.sleep(opts.model_config_file_poll_wait_seconds)
+        try:
+            with open(opts.model_config_file, "rb") as f:
+                text = f.read()
+        except OSError as e:
+            log.error("Cannot read model config file: %s", e)
+            continue
+        if text == last:
+            continue
+        last = text
+        try:
+            cfg = build_config(opts)
+            await manager.apply_config(cfg)
+            log.info("Applied new model config from %s", opts.model_config_file)
+        except (StartError, ServingError) as e:
+            log.error("Failed to apply model config from %s: %s", opts.model_config_file, e)
+
+
+def _setup_threads(opts) -> None:
+    import tensorflow as tf
+
+    intra = opts.tensorflow_intra_op_parallelism or opts.tensorflow_session_parallelism
+    inter = opts.tensorflow_inter_op_parallelism or opts.tensorflow_session_parallelism
+    if intra > 0:
+        tf.config.threading.set_intra_op_parallelism_threads(intra)
+    if inter > 0:
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
+
+
+def main(argv: list[str]) -> int:
+    try:
+        opts = flags.parse(argv)
+    except flags.FlagError as e:
+        flags.main_error(str(e))
+        return 2
+    if opts.help:
+        print(flags.usage())
+        return 0
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s.%(msecs)03d: %(levelname).1s %(name)s] %(message)s",
+                        datefmt="%Y-%m-%d %H:%M:%S")
+    if opts.version:
+        import tensorflow as tf
+
+        print(f"TensorFlow ModelServer: tfgate-model-server\nTensorFlow Library: {tf.__version__}")
+        return 0
+    for w in opts.warnings:
+        log.warning(w)
+    try:
+        if opts.batching_parameters_file and not opts.enable_batching:
+            raise StartError("INVALID_ARGUMENT: Batching parameters file specified but batching is not "
+                             "enabled (--enable_batching)")
+        cfg = build_config(opts)
+        _setup_threads(opts)
+        return asyncio.run(serve(opts, cfg))
+    except StartError as e:
+        log.error("Failed to start server. Error: %s", e)
+        return EXIT_START_FAILED
