@@ -78,7 +78,8 @@ def check_housing_input(pattern: str) -> list[str]:
         columns = [c.strip() for c in housing.parse_row(first)] if first else []
         if sorted(columns) != sorted(housing.CSV_COLUMNS):
             raise PipelineInputError(
-                f"{path} is not a housing CSV: header must name the columns {expected}, found {first[:120]!r}"
+                f"{path} is not a housing CSV: its header must name the columns {expected}, "
+                f"found {ascii(first[:60])}"
             )
     return files
 

@@ -18,7 +18,8 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "data"
 HOUSING_CSV = DATA / "housing" / "housing.csv"
 FASHION_DIR = DATA / "fashion-mnist"
-TFGATE = [sys.executable, "-m", "clients.cli"]  # the `tfgate` entry point, as a real subprocess
+# The installed `tfgate` entry point, run as a real subprocess.
+TFGATE = [str(Path(sys.executable).with_name("tfgate"))]
 
 pytest_plugins = [
     "tests.fixtures_models",
