@@ -23,6 +23,7 @@ TFGATE = [str(Path(sys.executable).with_name("tfgate"))]
 
 pytest_plugins = [
     "tests.fixtures_models",
+    "tests.fixtures_servers",
 ]
 
 

@@ -55,6 +55,19 @@ class _HalfPlus(tf.Module):
         return {"sum": a + b, "diff": a - b}
 
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x"),
+                                  tf.TensorSpec([None], tf.int32, name="n")])
+    def slow(self, x, n):
+        """Busy work for about max(n) x 200x200 matmuls: to observe deadlines, drains and full queues."""
+        m = tf.ones([200, 200]) / 200.0
+
+        def body(i, acc):
+            return i + 1, tf.matmul(acc, m)
+
+        _, acc = tf.while_loop(lambda i, _: i < tf.reduce_max(n), body, (0, m))
+        return {"y": self._y(x) + 0.0 * tf.reduce_sum(acc)}
+
+
 def _set_method_names(path: str, names: dict[str, str]) -> None:
     """TF2's saver writes every signature as predict; TF Serving's classify/regress want their own
     method names, so patch them into saved_model.pb."""
@@ -82,7 +95,7 @@ def make_half_plus(base: str | os.PathLike, version: int, b: float = 2.0, warmup
     tmp = os.path.join(base, f".tmp-{version}")
     tf.saved_model.save(m, tmp, signatures={
         "serving_default": m.predict, "classify": m.classify, "regress": m.regress,
-        "echo_bytes": m.echo_bytes, "two_inputs": m.two_inputs})
+        "echo_bytes": m.echo_bytes, "two_inputs": m.two_inputs, "slow": m.slow})
     _set_method_names(tmp, {"classify": CLASSIFY, "regress": REGRESS})
     if warmup:
         write_warmup(tmp, [[float(i)] for i in range(warmup)])
