@@ -54,8 +54,9 @@ def rendered(tmp_path_factory) -> Rendered:
             d = tmp / target
             shutil.copytree(K8S / base, d)
             kust = yaml.safe_load((d / "kustomization.yaml").read_text())
-            rel = lambda p: os.path.relpath(K8S / base / p, d)  # noqa: E731 - kustomize wants relative paths
-            kust["resources"] = [rel(r) if r.startswith("..") else r for r in kust["resources"]]
+            # kustomize wants relative paths.
+            kust["resources"] = [os.path.relpath(K8S / base / r, d) if r.startswith("..") else r
+                                 for r in kust["resources"]]
             kust["components"] = [os.path.relpath(K8S / c, d) for c in components]
             (d / "kustomization.yaml").write_text(yaml.safe_dump(kust))
             text = kustomize(d)
