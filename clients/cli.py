@@ -27,13 +27,13 @@ def _root() -> None:
 
 
 def _register_commands() -> None:
+    from clients import demo
     from pipeline import cli as pipeline_cli
-
-    pipeline_cli.register(app)
+    from serving.gateway import cli as gateway_cli
     from serving.model_server import cli as model_server_cli
 
-    model_server_cli.register(app)
-    __import__("serving.gateway.cli", fromlist=["register"]).register(app)
+    for module in (pipeline_cli, model_server_cli, gateway_cli, demo):
+        module.register(app)
 
 
 def main() -> None:

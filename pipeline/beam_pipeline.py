@@ -87,7 +87,7 @@ def check_housing_input(pattern: str) -> list[str]:
 class ReadNumberedLines(beam.DoFn):
     """(file) → (source, line number, text | None for undecodable bytes), header skipped."""
 
-    def process(self, readable: fileio.ReadableFile) -> Iterable[tuple[str, int, str | None, bytes]]:
+    def process(self, readable: fileio.ReadableFile) -> Iterable[tuple]:
         source = readable.metadata.path
         header: list[str] | None = None
         with readable.open() as handle:
@@ -142,6 +142,7 @@ def housing_sources(p: beam.Pipeline, files: list[str]):
         | "Match" >> fileio.MatchAll()
         | "Open" >> fileio.ReadMatches()
         | "NumberLines" >> beam.ParDo(ReadNumberedLines())
+        | "Spread" >> beam.Reshuffle()  # a file is read by one worker; spread its lines over all of them
         | "Validate" >> beam.ParDo(ValidateHousingRow()).with_outputs(ValidateHousingRow.REJECTED, main="valid")
     )
     batches = {}
@@ -198,10 +199,11 @@ def fashion_sources(p: beam.Pipeline, directory: str):
         | "ListPairs" >> beam.Create(pairs)
         | "ReadIdx" >> beam.ParDo(ReadIdxPair()).with_outputs(ReadIdxPair.REJECTED, main="valid")
     )
+    valid = read.valid | "Spread" >> beam.Reshuffle()
     batches = {}
     for split in SPLITS:
         batches[split] = (
-            read.valid
+            valid
             | f"Select{split}" >> beam.Filter(lambda kv, s=split: kv[0] == s)
             | f"Example{split}" >> beam.Map(lambda kv: kv[1])
             | f"Decode{split}" >> example_io.RawRecordToRecordBatch()
