@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 import time
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -15,7 +15,7 @@ from rich.table import Table
 from clients.console import console, fail
 
 
-class DatasetName(str, Enum):
+class DatasetName(StrEnum):
     housing = "housing"
     fashion = "fashion"
 
@@ -127,8 +127,91 @@ def _print_stats(stats: dict, output: str) -> None:
         console.print(f"rejected rows and reasons: {Path(output) / 'rejected'}")
 
 
+class ModelKind(StrEnum):
+    cnn = "cnn"
+    mlp = "mlp"
+    wide_deep = "wide-deep"
+
+
+class StrategyName(StrEnum):
+    default = "default"
+    mirrored = "mirrored"
+    multi_worker = "multi-worker"
+
+
+def train_command(
+    dataset: DatasetName = typer.Argument(..., help="Which model to train."),
+    data: str = typer.Option(..., "--data", help="Pipeline output folder (tfgate pipeline --output)."),
+    model_base_path: str = typer.Option(
+        ..., "--model-base-path", help="Model repository folder; the new version goes to DIR/<version>/."
+    ),
+    epochs: int = typer.Option(None, "--epochs", help="Most epochs to run (early stopping may end sooner)."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Global batch size."),
+    seed: int = typer.Option(None, "--seed", help="Seed for weights, shuffling, dropout (reproducible)."),
+    model: ModelKind = typer.Option(
+        None, "--model", help="fashion: cnn (default) or mlp (lighter); housing: wide-deep."
+    ),
+    strategy: StrategyName = typer.Option(
+        StrategyName.default, "--strategy", help="tf.distribute strategy; multi-worker reads TF_CONFIG."
+    ),
+    version: int = typer.Option(None, "--version", help="Version number (default: the next integer)."),
+    logdir: str = typer.Option(
+        None, "--logdir", help="TensorBoard folder (default: <base's parent>/tensorboard/<base name>/<version>)."
+    ),
+) -> None:
+    """Train a Keras model on the pipeline's TFRecords and export a versioned SavedModel.
+
+    The SavedModel takes raw features (the transform graph is inside), carries TF Serving warm-up
+    records, and its assets.extra/ holds the test-split metrics.json and plots.
+    """
+    _quiet_logs()
+    from pipeline.training import TrainingInputError, train
+
+    def on_epoch(epoch: int, total: int, logs: dict, seconds: float) -> None:
+        shown = " · ".join(f"{k} {v:.4f}" for k, v in logs.items() if k != "learning_rate")
+        console.print(f"epoch {epoch}/{total} · {shown} · {seconds:.1f}s", highlight=False)
+
+    try:
+        with _elapsed_status(f"train {dataset.value}: {data}"):
+            result = train(
+                dataset.value,
+                data,
+                model_base_path,
+                epochs=epochs,
+                batch_size=batch_size,
+                seed=seed,
+                model=model.value if model else None,
+                strategy=strategy.value,
+                version=version,
+                logdir=logdir,
+                on_epoch=on_epoch,
+            )
+    except TrainingInputError as err:
+        fail(str(err))
+    if result.path is None:
+        epochs_run = len(result.history.get("loss", []))
+        console.print(f"worker finished after {epochs_run} epochs (the chief exports the model)")
+        return
+    _print_evaluation(result)
+
+
+def _print_evaluation(result) -> None:
+    from pipeline.training.evaluate import table_rows
+
+    table = Table(title=f"train {result.dataset} → {result.path}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in table_rows(result.dataset, result.metrics):
+        table.add_row(name, value)
+    training = result.metrics["training"]
+    table.add_row("epochs run (best)", f"{training['epochs_run']} ({training['best_epoch']})")
+    table.add_row("seconds", f"{result.seconds:.1f}")
+    console.print(table)
+
+
 def register(app: typer.Typer) -> None:
     app.command(
         "pipeline",
         context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     )(pipeline_command)
+    app.command("train")(train_command)

@@ -1,0 +1,19 @@
+"""Training and SavedModel export: Keras 3 on tf.data over the pipeline's TFRecords.
+
+Heavy imports (TensorFlow, Keras, TF Transform) happen when `train` is first called, so importing
+this package is cheap.
+"""
+
+from __future__ import annotations
+
+from pipeline.training.errors import TrainingInputError
+
+
+def train(*args, **kwargs):
+    """See pipeline.training.trainer.train."""
+    from pipeline.training import trainer
+
+    return trainer.train(*args, **kwargs)
+
+
+__all__ = ["TrainingInputError", "train"]

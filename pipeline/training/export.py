@@ -1,0 +1,292 @@
+"""SavedModel export: the TF Transform graph and the Keras model in one tf.Module, raw features in.
+
+The version directory is written under a hidden temporary name inside the model base path and
+renamed into place only when complete (same filesystem, so the rename is atomic): a server polling
+the base path never sees a half-written version.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
+from pipeline import fashion, housing
+from pipeline.training.models import fashion_inputs, housing_inputs
+
+ASSETS_EXTRA = "assets.extra"
+WARMUP_FILE = "tf_serving_warmup_requests"
+REGRESS_METHOD = "tensorflow/serving/regress"
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+TMP_PREFIX = ".tmp-"
+_VERSION_RE = re.compile(r"^[0-9]+$")
+
+# Raw rows for housing warm-up requests (one with total_bedrooms missing). Values from the census data.
+HOUSING_WARMUP_ROWS = [
+    {"longitude": -122.23, "latitude": 37.88, "housing_median_age": 41.0, "total_rooms": 880.0,
+     "total_bedrooms": 129.0, "population": 322.0, "households": 126.0, "median_income": 8.3252,
+     "ocean_proximity": "NEAR BAY"},
+    {"longitude": -118.3, "latitude": 34.05, "housing_median_age": 30.0, "total_rooms": 2000.0,
+     "total_bedrooms": float("nan"), "population": 1200.0, "households": 400.0, "median_income": 3.5,
+     "ocean_proximity": "<1H OCEAN"},
+    {"longitude": -121.0, "latitude": 36.5, "housing_median_age": 15.0, "total_rooms": 3000.0,
+     "total_bedrooms": 600.0, "population": 1500.0, "households": 550.0, "median_income": 4.2,
+     "ocean_proximity": "INLAND"},
+]  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# Versions
+
+
+def existing_versions(model_base_path: str) -> list[int]:
+    if not tf.io.gfile.isdir(model_base_path):
+        return []
+    return sorted(
+        int(n.rstrip("/")) for n in tf.io.gfile.listdir(model_base_path) if _VERSION_RE.match(n.rstrip("/"))
+    )
+
+
+def next_version(model_base_path: str) -> int:
+    versions = existing_versions(model_base_path)
+    return (versions[-1] + 1) if versions else 1
+
+
+def temp_dir_for(model_base_path: str, version: int) -> str:
+    # Hidden and non-numeric: TF Serving (and our model server) ignore it while it is being written.
+    return os.path.join(model_base_path, f"{TMP_PREFIX}{version}-{uuid.uuid4().hex[:8]}")
+
+
+def publish(temp_dir: str, model_base_path: str, version: int) -> str:
+    final = os.path.join(model_base_path, str(version))
+    if tf.io.gfile.exists(final):
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        raise FileExistsError(f"version {version} appeared in {model_base_path} while training")
+    os.rename(temp_dir, final)
+    return final
+
+
+# --------------------------------------------------------------------------------------------
+# Serving module
+
+
+def _nan_to_sparse(values: tf.Tensor) -> tf.SparseTensor:
+    """Float [N] with NaN = missing → the VarLen raw feature ([N, ≤1] sparse) the transform expects."""
+    present = tf.logical_not(tf.math.is_nan(values))
+    rows = tf.where(present)
+    return tf.SparseTensor(
+        indices=tf.concat([rows, tf.zeros_like(rows)], axis=1),
+        values=tf.boolean_mask(values, present),
+        dense_shape=tf.stack([tf.size(values, out_type=tf.int64), tf.constant(1, tf.int64)]),
+    )
+
+
+class HousingServing(tf.Module):
+    def __init__(self, model, tft_output):
+        super().__init__()
+        self.model = model
+        self.transform = tft_output.transform_features_layer()
+        spec = tft_output.raw_feature_spec()
+        spec.pop(housing.LABEL, None)
+        self._raw_spec = spec
+
+    def _predict(self, raw: dict) -> tf.Tensor:
+        transformed = self.transform(raw)
+        value = self.model(housing_inputs(transformed), training=False)
+        return tf.reshape(value, [-1]) * housing.LABEL_SCALE
+
+    def signatures(self) -> dict:
+        names = housing.RAW_FEATURES
+        specs = [
+            tf.TensorSpec([None], tf.string if n == housing.CATEGORICAL_COLUMN else tf.float32, name=n)
+            for n in names
+        ]
+
+        def serve(*columns):
+            raw = dict(zip(names, columns, strict=True))
+            raw["total_bedrooms"] = _nan_to_sparse(raw["total_bedrooms"])
+            return {"median_house_value": self._predict(raw)}
+
+        def regress(inputs):
+            return {"outputs": self._predict(tf.io.parse_example(inputs, self._raw_spec))}
+
+        self.serve = tf.function(serve, input_signature=specs)
+        self.regress = tf.function(regress, input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+        return {
+            "serving_default": self.serve.get_concrete_function(),
+            "regress": self.regress.get_concrete_function(),
+        }
+
+
+class FashionServing(tf.Module):
+    def __init__(self, model, tft_output):
+        super().__init__()
+        self.model = model
+        self.transform = tft_output.transform_features_layer()
+        spec = tft_output.raw_feature_spec()
+        spec.pop(fashion.LABEL, None)
+        self._raw_spec = spec
+        self.class_names = tf.constant(fashion.CLASS_NAMES)
+
+    def _probabilities(self, raw: dict) -> tf.Tensor:
+        return self.model(fashion_inputs(self.transform(raw)), training=False)
+
+    def signatures(self) -> dict:
+        def serve(image):
+            # The same raw bytes the pipeline stored, so uint8 images go through the same transform.
+            probabilities = self._probabilities({fashion.IMAGE: fashion.pixels_to_raw_bytes(image)})
+            class_ids = tf.argmax(probabilities, axis=1, output_type=tf.int64)
+            return {
+                "probabilities": probabilities,
+                "class_ids": class_ids,
+                "classes": tf.gather(self.class_names, class_ids),
+            }
+
+        def classify(inputs):
+            scores = self._probabilities(tf.io.parse_example(inputs, self._raw_spec))
+            classes = tf.tile(self.class_names[tf.newaxis, :], [tf.shape(scores)[0], 1])
+            return {"classes": classes, "scores": scores}
+
+        self.serve = tf.function(
+            serve, input_signature=[tf.TensorSpec([None, 28, 28], tf.uint8, name="image")]
+        )
+        self.classify = tf.function(
+            classify, input_signature=[tf.TensorSpec([None], tf.string, name="inputs")]
+        )
+        return {
+            "serving_default": self.serve.get_concrete_function(),
+            "classify": self.classify.get_concrete_function(),
+        }
+
+
+SERVING_MODULES = {"housing": HousingServing, "fashion": FashionServing}
+METHOD_NAMES = {"regress": REGRESS_METHOD, "classify": CLASSIFY_METHOD}
+
+
+def set_method_names(export_dir: str) -> None:
+    """tf.saved_model.save marks every signature as Predict; TF Serving needs regress/classify names."""
+    path = os.path.join(export_dir, "saved_model.pb")
+    proto = saved_model_pb2.SavedModel()
+    with open(path, "rb") as handle:
+        proto.ParseFromString(handle.read())
+    for meta_graph in proto.meta_graphs:
+        for key, method in METHOD_NAMES.items():
+            if key in meta_graph.signature_def:
+                meta_graph.signature_def[key].method_name = method
+    with open(path, "wb") as handle:
+        handle.write(proto.SerializeToString(deterministic=True))
+    _refresh_fingerprint(export_dir)
+
+
+def _refresh_fingerprint(export_dir: str) -> None:
+    # fingerprint.pb holds a checksum of saved_model.pb; recompute it so it matches the edited file.
+    try:
+        from tensorflow.python.saved_model.pywrap_saved_model import fingerprinting
+
+        data = fingerprinting.CreateFingerprintDef(export_dir)
+    except Exception:  # private API: if it ever moves, an outdated fingerprint is only metadata
+        return
+    with open(os.path.join(export_dir, "fingerprint.pb"), "wb") as handle:
+        handle.write(data)
+
+
+# --------------------------------------------------------------------------------------------
+# Warm-up records (TF Serving reads assets.extra/tf_serving_warmup_requests at load)
+
+
+def _housing_example(row: dict) -> tf.train.Example:
+    feature = {}
+    for name in housing.NUMERIC_COLUMNS:
+        value = row[name]
+        if np.isnan(value):
+            continue  # a missing VarLen value is simply absent
+        feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+    feature[housing.CATEGORICAL_COLUMN] = tf.train.Feature(
+        bytes_list=tf.train.BytesList(value=[row[housing.CATEGORICAL_COLUMN].encode()])
+    )
+    return tf.train.Example(features=tf.train.Features(feature=feature))
+
+
+def _fashion_example(image: np.ndarray) -> tf.train.Example:
+    raw = image.astype(np.uint8).tobytes()
+    feature = {fashion.IMAGE: tf.train.Feature(bytes_list=tf.train.BytesList(value=[raw]))}
+    return tf.train.Example(features=tf.train.Features(feature=feature))
+
+
+def warmup_logs(dataset: str, model_name: str, images: np.ndarray | None = None) -> list:
+    """PredictionLog records: Predict on serving_default and Regress/Classify, batch sizes 1 and 3."""
+    from tensorflow_serving.apis import (
+        classification_pb2,
+        predict_pb2,
+        prediction_log_pb2,
+        regression_pb2,
+    )
+
+    logs = []
+    if dataset == "housing":
+        batches = [HOUSING_WARMUP_ROWS[:1], HOUSING_WARMUP_ROWS]
+        for rows in batches:
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = model_name
+            request.model_spec.signature_name = "serving_default"
+            for name in housing.RAW_FEATURES:
+                values = [r[name] for r in rows]
+                array = np.array(values, dtype=object if name == housing.CATEGORICAL_COLUMN else np.float32)
+                request.inputs[name].CopyFrom(tf.make_tensor_proto(array, shape=[len(rows)]))
+            logs.append(
+                prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            )
+        for rows in batches:
+            request = regression_pb2.RegressionRequest()
+            request.model_spec.name = model_name
+            request.model_spec.signature_name = "regress"
+            request.input.example_list.examples.extend(_housing_example(r) for r in rows)
+            logs.append(
+                prediction_log_pb2.PredictionLog(regress_log=prediction_log_pb2.RegressLog(request=request))
+            )
+        return logs
+
+    if images is None or len(images) == 0:
+        images = np.zeros([3, 28, 28], np.uint8)
+    images = images[:3].astype(np.uint8)
+    for batch in (images[:1], images):
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = model_name
+        request.model_spec.signature_name = "serving_default"
+        request.inputs["image"].CopyFrom(tf.make_tensor_proto(batch, dtype=tf.uint8))
+        logs.append(
+            prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+        )
+    for batch in (images[:1], images):
+        request = classification_pb2.ClassificationRequest()
+        request.model_spec.name = model_name
+        request.model_spec.signature_name = "classify"
+        request.input.example_list.examples.extend(_fashion_example(i) for i in batch)
+        logs.append(
+            prediction_log_pb2.PredictionLog(classify_log=prediction_log_pb2.ClassifyLog(request=request))
+        )
+    return logs
+
+
+def write_warmup(export_dir: str, logs: list) -> str:
+    folder = os.path.join(export_dir, ASSETS_EXTRA)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, WARMUP_FILE)
+    with tf.io.TFRecordWriter(path) as writer:
+        for log in logs:
+            writer.write(log.SerializeToString())
+    return path
+
+
+def save(dataset: str, model, tft_output, export_dir: str, warmup: list) -> None:
+    """Write the complete SavedModel (signatures, method names, warm-up) into export_dir."""
+    module = SERVING_MODULES[dataset](model, tft_output)
+    signatures = module.signatures()
+    tf.saved_model.save(module, export_dir, signatures=signatures)
+    set_method_names(export_dir)
+    write_warmup(export_dir, warmup)
