@@ -59,6 +59,19 @@ def check_dtype(sig: Signature, alias: str, dt: int) -> None:
                       f"is provided")
 
 
+def check_shape(sig: Signature, alias: str, shape) -> None:
+    """A tensor must fit the signature's declared shape (rank and known dims); TF functions loaded in
+    Python would otherwise broadcast some mismatches silently."""
+    ts = sig.sigdef.inputs[alias].tensor_shape
+    if ts.unknown_rank:
+        return
+    want = [d.size for d in ts.dim]
+    if len(want) != len(shape) or any(w >= 0 and w != g for w, g in zip(want, shape, strict=True)):
+        fmt = ",".join("?" if w < 0 else str(w) for w in want)
+        raise invalid(f"input tensor {alias} has shape "
+                      f"[{','.join(map(str, shape))}] but the signature expects [{fmt}]")
+
+
 def check_output_filter(sig: Signature, output_filter) -> list[str]:
     if not output_filter:
         return sig.output_keys
@@ -80,7 +93,8 @@ def predict_prepare(servable: Servable, req: predict_pb2.PredictRequest):
     for alias in sig.input_keys:
         tp = req.inputs[alias]
         check_dtype(sig, alias, tp.dtype)
-        inputs[alias] = tensors.to_numpy(tp, alias)
+        inputs[alias] = arr = tensors.to_numpy(tp, alias)
+        check_shape(sig, alias, arr.shape)
     wanted = check_output_filter(sig, req.output_filter)
     return sig, inputs, wanted
 

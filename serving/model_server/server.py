@@ -174,6 +174,7 @@ async def serve(opts, cfg) -> int:
         config_task = asyncio.create_task(_poll_config(manager, opts))
 
     await set_health(health, True)
+    log.info("tfgate model-server ready (pid %d)", os.getpid())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
