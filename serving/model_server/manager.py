@@ -149,7 +149,7 @@ class Manager:
         for name, mc in wanted.items():
             model = self.models[name]
             labels = dict(mc.version_labels)
-            for label, ver in labels.items():
+            for ver in labels.values():
                 v = model.versions.get(ver)
                 if not self.opts.allow_version_labels_for_unavailable_models and (
                         v is None or v.state != State.AVAILABLE):
