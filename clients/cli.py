@@ -27,12 +27,13 @@ def _root() -> None:
 
 
 def _register_commands() -> None:
+    from clients import commands as client_commands
     from clients import demo
     from pipeline import cli as pipeline_cli
     from serving.gateway import cli as gateway_cli
     from serving.model_server import cli as model_server_cli
 
-    for module in (pipeline_cli, model_server_cli, gateway_cli, demo):
+    for module in (pipeline_cli, model_server_cli, gateway_cli, demo, client_commands):
         module.register(app)
 
 
