@@ -1,0 +1,310 @@
+"""Serving benchmark: batch-1 Predict on the housing and fashion models.
+
+Cases (each a `Case` run against a `Target`; add cases to `CASES`, e.g. the gateway's):
+  (a) in_process   the serving signature called in a loop in the load process (the limit)
+  (b) server       `tfgate model-server` without batching, gRPC
+  (c) batching     `tfgate model-server --enable_batching`, gRPC
+  (b/c) + REST     the same servers over REST, at concurrency 8
+Load comes from a separate asyncio process (grpc.aio / aiohttp), bounded by time. Writes
+benchmarks/results/serving.json and benchmarks/results/serving_latency.png.
+
+    python benchmarks/serving_bench.py --housing models/housing --fashion models/fashion [--duration 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+RESULTS = REPO / "benchmarks" / "results"
+
+HOUSING_ROW = {
+    "longitude": -122.23, "latitude": 37.88, "housing_median_age": 41.0, "total_rooms": 880.0,
+    "total_bedrooms": 129.0, "population": 322.0, "households": 126.0, "median_income": 8.3252,
+}
+BATCHING_PARAMS = """max_batch_size { value: 64 }
+batch_timeout_micros { value: 2000 }
+max_enqueued_batches { value: 100 }
+num_batch_threads { value: 2 }
+allowed_batch_sizes: 8
+allowed_batch_sizes: 16
+allowed_batch_sizes: 32
+allowed_batch_sizes: 64
+"""
+
+
+# ---- requests (batch 1)
+def inputs_for(model: str) -> dict[str, np.ndarray]:
+    if model == "housing":
+        d = {k: np.array([v], np.float32) for k, v in HOUSING_ROW.items()}
+        d["ocean_proximity"] = np.array([b"NEAR BAY"], object)
+        return d
+    rng = np.random.default_rng(0)
+    return {"image": rng.integers(0, 256, [1, 28, 28], dtype=np.uint8)}
+
+
+def rest_body(model: str) -> bytes:
+    if model == "housing":
+        row = dict(HOUSING_ROW, ocean_proximity="NEAR BAY")
+    else:
+        row = {"image": inputs_for(model)["image"][0].tolist()}
+    return json.dumps({"instances": [row]}).encode()
+
+
+def grpc_request_bytes(model: str) -> bytes:
+    from tensorflow_serving.apis import predict_pb2
+
+    from serving.model_server import tensors
+
+    req = predict_pb2.PredictRequest()
+    req.model_spec.name = model
+    for k, v in inputs_for(model).items():
+        req.inputs[k].CopyFrom(tensors.to_proto(v, as_content=v.dtype != object))
+    return req.SerializeToString()
+
+
+def summarize(lat_s: list[float], elapsed: float, errors: int) -> dict:
+    arr = np.array(lat_s) * 1000 if lat_s else np.array([np.nan])
+    return {"requests": len(lat_s), "errors": errors, "qps": round(len(lat_s) / elapsed, 1),
+            "p50_ms": round(float(np.percentile(arr, 50)), 3), "p90_ms": round(float(np.percentile(arr, 90)), 3),
+            "p99_ms": round(float(np.percentile(arr, 99)), 3)}
+
+
+# ---- load generator (runs in its own process)
+async def _load(kind: str, address: str, model: str, concurrency: int, duration: float, warmup: float) -> dict:
+    lat: list[float] = []
+    errors = 0
+    start = time.monotonic()
+    t_measure = start + warmup
+    t_end = t_measure + duration
+    if kind == "grpc":
+        import grpc
+
+        payload = grpc_request_bytes(model)
+        channel = grpc.aio.insecure_channel(address)
+        call = channel.unary_unary("/tensorflow.serving.PredictionService/Predict",
+                                   request_serializer=None, response_deserializer=None)
+
+        async def one():
+            await call(payload, timeout=30)
+    else:
+        import aiohttp
+
+        body = rest_body(model)
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency))
+        url = f"{address}/v1/models/{model}:predict"
+
+        async def one():
+            async with session.post(url, data=body) as r:
+                await r.read()
+                if r.status != 200:
+                    raise RuntimeError(r.status)
+
+    async def worker():
+        nonlocal errors
+        while (now := time.monotonic()) < t_end:
+            try:
+                await one()
+                if now >= t_measure:
+                    lat.append(time.monotonic() - now)
+            except Exception:  # counted, reported
+                errors += 1
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    if kind == "grpc":
+        await channel.close()
+    else:
+        await session.close()
+    return summarize(lat, duration, errors)
+
+
+def run_load(kind: str, address: str, model: str, concurrency: int, duration: float) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--loadgen", kind, address, model, str(concurrency), str(duration)],
+        capture_output=True, text=True, timeout=duration + 300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def in_process(model_dir: str, model: str, concurrency: int, duration: float) -> dict:
+    """(a) the limit: the serving signature called in a loop, `concurrency` threads, no RPC."""
+    import concurrent.futures as cf
+
+    import tensorflow as tf
+
+    fn = tf.saved_model.load(model_dir).signatures["serving_default"]
+    feed = {k: tf.constant(v) for k, v in inputs_for(model).items()}
+    for _ in range(20):
+        fn(**feed)
+    t_end = time.monotonic() + duration
+
+    def loop():
+        lat = []
+        while (now := time.monotonic()) < t_end:
+            {k: v.numpy() for k, v in fn(**feed).items()}
+            lat.append(time.monotonic() - now)
+        return lat
+
+    with cf.ThreadPoolExecutor(concurrency) as ex:
+        lat = [x for part in ex.map(lambda _: loop(), range(concurrency)) for x in part]
+    return summarize(lat, duration, 0)
+
+
+# ---- targets and cases
+@dataclasses.dataclass
+class Target:
+    name: str
+    grpc: str | None = None
+    rest: str | None = None
+    stop: object = None
+
+
+@dataclasses.dataclass
+class Case:
+    name: str  # e.g. "(b) server"
+    target: str  # key into the targets built by `start_targets`
+    transport: str  # "in_process" | "grpc" | "rest"
+    concurrency: tuple[int, ...]
+
+
+CASES = [
+    Case("(a) in-process", "in_process", "in_process", (1, 8, 64)),
+    Case("(b) server, no batching", "server", "grpc", (1, 8, 64)),
+    Case("(c) server, batching", "batching", "grpc", (1, 8, 64)),
+    Case("(b) server, no batching", "server", "rest", (8,)),
+    Case("(c) server, batching", "batching", "rest", (8,)),
+]
+
+
+def start_targets(bases: dict[str, str], workdir: Path) -> dict[str, Target]:
+    from tests.fixtures_servers import start_model_server
+
+    config = "model_config_list {\n" + "".join(
+        f'  config {{ name: "{m}" base_path: "{b}" model_platform: "tensorflow" }}\n' for m, b in bases.items()) + "}\n"
+    (workdir / "batching.config").write_text(BATCHING_PARAMS)
+    targets = {"in_process": Target("in_process")}
+    for name, flags in (("server", []), ("batching", ["--enable_batching",
+                                                      f"--batching_parameters_file={workdir / 'batching.config'}"])):
+        s = start_model_server(workdir / name, model_config=config, flags=flags)
+        targets[name] = Target(name, s.grpc_target, s.rest_url, s.stop)
+    return targets
+
+
+def latest_version_dir(base: str) -> str:
+    versions = [p for p in Path(base).iterdir() if p.name.isdigit()]
+    if not versions:
+        raise SystemExit(f"no model versions under {base}: run `tfgate train` first")
+    return str(max(versions, key=lambda p: int(p.name)))
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--loadgen":
+        kind, address, model, c, d = sys.argv[2:7]
+        print(json.dumps(asyncio.run(_load(kind, address, model, int(c), float(d), warmup=1.0))))
+        return 0
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--housing", default=str(REPO / "models" / "housing"), help="housing model base path")
+    ap.add_argument("--fashion", default=str(REPO / "models" / "fashion"), help="fashion model base path")
+    ap.add_argument("--duration", type=float, default=5.0, help="seconds measured per case (default 5)")
+    ap.add_argument("--out", default=str(RESULTS / "serving.json"))
+    args = ap.parse_args()
+    bases = {"housing": args.housing, "fashion": args.fashion}
+    for b in bases.values():
+        latest_version_dir(b)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        targets = start_targets(bases, Path(tmp))
+        try:
+            for model, base in bases.items():
+                for case in CASES:
+                    t = targets[case.target]
+                    for c in case.concurrency:
+                        if case.transport == "in_process":
+                            r = in_process(latest_version_dir(base), model, c, args.duration)
+                        else:
+                            addr = t.grpc if case.transport == "grpc" else t.rest
+                            r = run_load(case.transport, addr, model, c, args.duration)
+                        row = {"model": model, "case": case.name, "transport": case.transport, "concurrency": c, **r}
+                        print(json.dumps(row), flush=True)
+                        results.append(row)
+        finally:
+            for t in targets.values():
+                if t.stop:
+                    t.stop()
+    report = {"duration_s": args.duration, "cpus": os.cpu_count(), "results": results,
+              "targets": check_targets(results)}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    plot(results, Path(args.out).with_name("serving_latency.png"))
+    print(json.dumps(report["targets"], indent=2))
+    return 0
+
+
+def _find(results, model, case, transport, c):
+    return next((r for r in results if r["model"] == model and r["case"] == case and r["transport"] == transport
+                 and r["concurrency"] == c), None)
+
+
+def check_targets(results) -> dict:
+    out = {}
+    for model in sorted({r["model"] for r in results}):
+        a1 = _find(results, model, "(a) in-process", "in_process", 1)
+        b1 = _find(results, model, "(b) server, no batching", "grpc", 1)
+        b64 = _find(results, model, "(b) server, no batching", "grpc", 64)
+        c64 = _find(results, model, "(c) server, batching", "grpc", 64)
+        if b64 and c64:
+            ratio = c64["qps"] / b64["qps"] if b64["qps"] else float("inf")
+            out[f"{model}: batching QPS at c=64 >= 3x no batching"] = {
+                "ratio": round(ratio, 2), "met": ratio >= 3}
+        if a1 and b1:
+            extra = b1["p50_ms"] - a1["p50_ms"]
+            out[f"{model}: gRPC p50 at c=1 <= in-process p50 + 1 ms"] = {
+                "added_ms": round(extra, 3), "met": extra <= 1.0}
+    return out
+
+
+def plot(results, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = sorted({r["model"] for r in results})
+    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4.5), squeeze=False)
+    for ax, model in zip(axes[0], models, strict=True):
+        series = {}
+        for r in results:
+            if r["model"] == model:
+                series.setdefault(f'{r["case"]} [{r["transport"]}]', []).append(r)
+        for label, rows in series.items():
+            rows.sort(key=lambda r: r["concurrency"])
+            xs = [r["concurrency"] for r in rows]
+            line, = ax.plot(xs, [r["p50_ms"] for r in rows], marker="o", label=f"{label} p50")
+            ax.plot(xs, [r["p99_ms"] for r in rows], marker="x", linestyle="--", color=line.get_color(),
+                    label=f"{label} p99")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("concurrency")
+        ax.set_ylabel("latency (ms)")
+        ax.set_title(f"{model}: batch-1 Predict latency")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
