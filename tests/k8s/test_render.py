@@ -146,6 +146,9 @@ def test_multiworker_job_builds_tf_config_per_worker(rendered):
     env = pod["containers"][0]["env"]
     names = [e["name"] for e in env]
     assert names.index("WORKER_INDEX") < names.index("TF_CONFIG"), "$(WORKER_INDEX) expands only if earlier"
+    args = pod["containers"][0]["args"]
+    assert args[args.index("--strategy") + 1] == "multi-worker"
+    assert args[args.index("--version") + 1] == "$(VERSION)", "all workers export the same version"
     tf_config = {e["name"]: e.get("value") for e in env}["TF_CONFIG"]
     for i in range(spec["completions"]):
         rendered_config = json.loads(tf_config.replace("$(WORKER_INDEX)", str(i)))
