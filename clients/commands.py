@@ -241,8 +241,9 @@ def read_housing_csv(path: Path) -> tuple[list[str], list[tuple[int, dict[str, s
             fail(f"--csv {path}: line 1: {exc}")
         missing = [c for c in HOUSING_REQUIRED if c not in header]
         if missing:
-            fail(f"--csv {path}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-                 f"(header: {', '.join(header)})")
+            seen = ", ".join(header)
+            seen = f" (header: {seen[:200]})" if seen.isprintable() else " (the first line is not a CSV header)"
+            fail(f"--csv {path}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}{seen}")
         start = reader.line_num + 1
         while True:
             try:
