@@ -25,14 +25,10 @@ def check_layout(data_dir: str) -> None:
         raise TrainingInputError(f"data directory not found: {data_dir}")
     for sub in PIPELINE_SUBDIRS:
         if not tf.io.gfile.isdir(os.path.join(data_dir, sub)):
-            raise TrainingInputError(
-                f"{data_dir} is not pipeline output (no {sub}/); run `tfgate pipeline` first"
-            )
+            raise TrainingInputError(f"{data_dir} is not pipeline output (no {sub}/); run `tfgate pipeline` first")
     for split in SPLITS:
         if not tf.io.gfile.glob(split_pattern(data_dir, split)):
-            raise TrainingInputError(
-                f"missing {split} split: nothing matches {split_pattern(data_dir, split)}"
-            )
+            raise TrainingInputError(f"missing {split} split: nothing matches {split_pattern(data_dir, split)}")
 
 
 def split_sizes(data_dir: str) -> dict[str, int]:

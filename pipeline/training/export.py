@@ -47,9 +47,7 @@ HOUSING_WARMUP_ROWS = [
 def existing_versions(model_base_path: str) -> list[int]:
     if not tf.io.gfile.isdir(model_base_path):
         return []
-    return sorted(
-        int(n.rstrip("/")) for n in tf.io.gfile.listdir(model_base_path) if _VERSION_RE.match(n.rstrip("/"))
-    )
+    return sorted(int(n.rstrip("/")) for n in tf.io.gfile.listdir(model_base_path) if _VERSION_RE.match(n.rstrip("/")))
 
 
 def next_version(model_base_path: str) -> int:
@@ -103,8 +101,7 @@ class HousingServing(tf.Module):
     def signatures(self) -> dict:
         names = housing.RAW_FEATURES
         specs = [
-            tf.TensorSpec([None], tf.string if n == housing.CATEGORICAL_COLUMN else tf.float32, name=n)
-            for n in names
+            tf.TensorSpec([None], tf.string if n == housing.CATEGORICAL_COLUMN else tf.float32, name=n) for n in names
         ]
 
         def serve(*columns):
@@ -152,12 +149,8 @@ class FashionServing(tf.Module):
             classes = tf.tile(self.class_names[tf.newaxis, :], [tf.shape(scores)[0], 1])
             return {"classes": classes, "scores": scores}
 
-        self.serve = tf.function(
-            serve, input_signature=[tf.TensorSpec([None, 28, 28], tf.uint8, name="image")]
-        )
-        self.classify = tf.function(
-            classify, input_signature=[tf.TensorSpec([None], tf.string, name="inputs")]
-        )
+        self.serve = tf.function(serve, input_signature=[tf.TensorSpec([None, 28, 28], tf.uint8, name="image")])
+        self.classify = tf.function(classify, input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
         return {
             "serving_default": self.serve.get_concrete_function(),
             "classify": self.classify.get_concrete_function(),
@@ -238,17 +231,13 @@ def warmup_logs(dataset: str, model_name: str, images: np.ndarray | None = None)
                 values = [r[name] for r in rows]
                 array = np.array(values, dtype=object if name == housing.CATEGORICAL_COLUMN else np.float32)
                 request.inputs[name].CopyFrom(tf.make_tensor_proto(array, shape=[len(rows)]))
-            logs.append(
-                prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
-            )
+            logs.append(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)))
         for rows in batches:
             request = regression_pb2.RegressionRequest()
             request.model_spec.name = model_name
             request.model_spec.signature_name = "regress"
             request.input.example_list.examples.extend(_housing_example(r) for r in rows)
-            logs.append(
-                prediction_log_pb2.PredictionLog(regress_log=prediction_log_pb2.RegressLog(request=request))
-            )
+            logs.append(prediction_log_pb2.PredictionLog(regress_log=prediction_log_pb2.RegressLog(request=request)))
         return logs
 
     if images is None or len(images) == 0:
@@ -259,17 +248,13 @@ def warmup_logs(dataset: str, model_name: str, images: np.ndarray | None = None)
         request.model_spec.name = model_name
         request.model_spec.signature_name = "serving_default"
         request.inputs["image"].CopyFrom(tf.make_tensor_proto(batch, dtype=tf.uint8))
-        logs.append(
-            prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
-        )
+        logs.append(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)))
     for batch in (images[:1], images):
         request = classification_pb2.ClassificationRequest()
         request.model_spec.name = model_name
         request.model_spec.signature_name = "classify"
         request.input.example_list.examples.extend(_fashion_example(i) for i in batch)
-        logs.append(
-            prediction_log_pb2.PredictionLog(classify_log=prediction_log_pb2.ClassifyLog(request=request))
-        )
+        logs.append(prediction_log_pb2.PredictionLog(classify_log=prediction_log_pb2.ClassifyLog(request=request)))
     return logs
 
 

@@ -13,8 +13,11 @@ from pipeline import fashion, housing
 
 HOUSING_NUMERIC = housing.DENSE_FEATURES + [housing.MISSING_INDICATOR]
 LOCATION = ["longitude_z", "latitude_z"]
-# Grid over z-scores: about 0.2 standard deviations (~0.4 degrees) per cell, California fits in ±2.5.
-GRID_BOUNDARIES = [round(-2.5 + 0.2 * i, 2) for i in range(26)]
+LABEL_CAP = 500_001.0 / housing.LABEL_SCALE
+# Two grids over the location z-scores (California fits in ±2.5): fine cells of 0.2 standard
+# deviations (~0.4 degrees) learn local prices, coarse cells of 0.5 share them where data is thin.
+FINE_GRID = [round(-2.5 + 0.2 * i, 2) for i in range(26)]
+COARSE_GRID = [round(-2.5 + 0.5 * i, 2) for i in range(11)]
 MODEL_KINDS = {"housing": ("wide-deep",), "fashion": ("cnn", "mlp")}
 DEFAULT_MODEL = {"housing": "wide-deep", "fashion": "cnn"}
 
@@ -54,16 +57,25 @@ def housing_wide_deep(num_categories: int) -> keras.Model:
     location = keras.Input(shape=(len(LOCATION),), name="location")
     category = keras.Input(shape=(1,), dtype="int64", name="ocean_proximity")
     one_hot = keras.layers.CategoryEncoding(num_tokens=num_categories, output_mode="one_hot")(category)
-    cell = GridCell(GRID_BOUNDARIES, name="grid_cell")(location)
-    cells = (len(GRID_BOUNDARIES) + 1) ** 2
-    cell_weight = keras.layers.Flatten()(keras.layers.Embedding(cells, 1, name="cell_weight")(cell))
-    cell_vector = keras.layers.Flatten()(keras.layers.Embedding(cells, 8, name="cell_embedding")(cell))
-    wide = keras.layers.Concatenate(name="wide")([numeric, one_hot, cell_weight])
-    deep = keras.layers.Concatenate()([numeric, one_hot, cell_vector])
+    cell_weights, cell_vectors = [], []
+    for name, grid in (("fine", FINE_GRID), ("coarse", COARSE_GRID)):
+        cell = GridCell(grid, name=f"{name}_cell")(location)
+        cells = (len(grid) + 1) ** 2
+        weight = keras.layers.Embedding(cells, 1, name=f"{name}_cell_weight")(cell)
+        vector = keras.layers.Embedding(cells, 8, name=f"{name}_cell_embedding")(cell)
+        cell_weights.append(keras.layers.Flatten()(weight))
+        cell_vectors.append(keras.layers.Flatten()(vector))
+    # Counts such as rooms and population are heavy-tailed (z-scores up to ~30): asinh tames the tail.
+    squashed = keras.layers.Activation(keras.ops.arcsinh, name="asinh")(numeric)
+    wide = keras.layers.Concatenate(name="wide")([numeric, squashed, one_hot, *cell_weights])
+    deep = keras.layers.Concatenate()([numeric, squashed, one_hot, *cell_vectors])
     for units in (128, 64, 32):
         deep = keras.layers.Dense(units, activation="relu")(deep)
+        deep = keras.layers.Dropout(0.1)(deep)
     merged = keras.layers.Concatenate(name="wide_and_deep")([wide, deep])
-    value = keras.layers.Dense(1, name="value")(merged)
+    value = keras.layers.Dense(1)(merged)
+    # The census caps values at $500,001, so no true label lies above it: neither should a prediction.
+    value = keras.layers.Activation(lambda v: keras.ops.minimum(v, LABEL_CAP), name="value")(value)
     inputs = {"numeric": numeric, "location": location, "ocean_proximity": category}
     return keras.Model(inputs, value, name="housing_wide_deep")
 
@@ -79,9 +91,7 @@ def fashion_cnn() -> keras.Model:
     x = keras.layers.Flatten()(x)
     x = keras.layers.Dense(128, activation="relu")(x)
     x = keras.layers.Dropout(0.5)(x)
-    probabilities = keras.layers.Dense(len(fashion.CLASS_NAMES), activation="softmax", name="probabilities")(
-        x
-    )
+    probabilities = keras.layers.Dense(len(fashion.CLASS_NAMES), activation="softmax", name="probabilities")(x)
     return keras.Model({"image": image}, probabilities, name="fashion_cnn")
 
 
@@ -91,9 +101,7 @@ def fashion_mlp() -> keras.Model:
     x = keras.layers.Dense(256, activation="relu")(x)
     x = keras.layers.Dropout(0.3)(x)
     x = keras.layers.Dense(128, activation="relu")(x)
-    probabilities = keras.layers.Dense(len(fashion.CLASS_NAMES), activation="softmax", name="probabilities")(
-        x
-    )
+    probabilities = keras.layers.Dense(len(fashion.CLASS_NAMES), activation="softmax", name="probabilities")(x)
     return keras.Model({"image": image}, probabilities, name="fashion_mlp")
 
 

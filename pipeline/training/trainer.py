@@ -19,7 +19,7 @@ from pipeline.training.errors import TrainingInputError
 DATASETS = ("housing", "fashion")
 # Defaults per dataset (and model); early stopping usually ends training well before `epochs`.
 DEFAULTS = {
-    "housing": {"epochs": 60, "batch_size": 128, "patience": 6},
+    "housing": {"epochs": 80, "batch_size": 128, "patience": 10},
     "fashion": {"epochs": 20, "batch_size": 64, "patience": 3},
 }
 LABEL_KEYS = {"housing": housing.LABEL_XF, "fashion": fashion.LABEL_XF}
@@ -50,9 +50,7 @@ def _validate(dataset, kind, strategy, epochs, batch_size, version, data_dir, mo
             f"--model {kind} does not apply to {dataset}; choose {' or '.join(models.MODEL_KINDS[dataset])}"
         )
     if strategy not in distribute.STRATEGIES:
-        raise TrainingInputError(
-            f"unknown strategy {strategy!r}; expected {', '.join(distribute.STRATEGIES)}"
-        )
+        raise TrainingInputError(f"unknown strategy {strategy!r}; expected {', '.join(distribute.STRATEGIES)}")
     if epochs < 1 or batch_size < 1:
         raise TrainingInputError("--epochs and --batch-size must be at least 1")
     if version is not None and version < 1:
@@ -105,7 +103,7 @@ def _callbacks(patience: int, logdir: str, on_epoch: EpochCallback | None, epoch
 
     return [
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(1, patience // 2)),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(2, patience // 3), min_lr=1e-5),
         keras.callbacks.TensorBoard(log_dir=logdir, write_graph=False, profile_batch=0),
         Progress(),
     ]
@@ -179,35 +177,40 @@ def train(
         logdir = os.path.join(scratch, "logs")
 
     label_key, to_inputs = LABEL_KEYS[dataset], TO_MODEL_INPUTS[dataset]
-    train_ds = data.make_dataset(
-        data_dir, "train", spec, to_inputs, label_key, batch_size, shuffle=True, seed=seed
-    )
+    train_ds = data.make_dataset(data_dir, "train", spec, to_inputs, label_key, batch_size, shuffle=True, seed=seed)
     if steps_per_epoch:
         train_ds = train_ds.repeat()
     eval_ds = data.make_dataset(data_dir, "eval", spec, to_inputs, label_key, batch_size, shuffle=False)
     num_categories = 0
     if dataset == "housing":
         num_categories = (
-            tft_output.vocabulary_size_by_name(housing.OCEAN_PROXIMITY_VOCAB)
-            + housing.OCEAN_PROXIMITY_OOV_BUCKETS
+            tft_output.vocabulary_size_by_name(housing.OCEAN_PROXIMITY_VOCAB) + housing.OCEAN_PROXIMITY_OOV_BUCKETS
         )
     with dist.scope():
         net = models.build(dataset, kind, num_categories)
 
     fit_started = time.monotonic()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*ran out of data.*")
-        warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
-        fit = net.fit(
-            train_ds,
-            validation_data=eval_ds,
-            epochs=epochs,
-            steps_per_epoch=steps_per_epoch,
-            callbacks=_callbacks(patience, logdir, on_epoch, epochs),
-            verbose=0,
-        )
+    if strategy == "multi-worker":
+        from pipeline.training import loop
+
+        history = loop.fit(
+            net, dist, train_ds, eval_ds, dataset=dataset, batch_size=batch_size, epochs=epochs, patience=patience,
+            logdir=logdir, on_epoch=on_epoch, steps_per_epoch=steps_per_epoch,
+        )  # fmt: skip
+    else:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*ran out of data.*")
+            warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
+            fit = net.fit(
+                train_ds,
+                validation_data=eval_ds,
+                epochs=epochs,
+                steps_per_epoch=steps_per_epoch,
+                callbacks=_callbacks(patience, logdir, on_epoch, epochs),
+                verbose=0,
+            )
+        history = {k: [float(v) for v in values] for k, values in fit.history.items() if k != "learning_rate"}
     fit_seconds = time.monotonic() - fit_started
-    history = {k: [float(v) for v in values] for k, values in fit.history.items() if k != "learning_rate"}
     val_loss = history.get("val_loss", [])
     training = {
         "model": kind,
