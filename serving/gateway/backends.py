@@ -183,7 +183,7 @@ class Pool:
                 response = await target.method(path)(request, timeout=remaining, metadata=metadata)
             except grpc.aio.AioRpcError as exc:
                 code = exc.code()
-                metrics.BACKEND_LATENCY.labels(self.model, target.target, code.name).observe(
+                metrics.backend_latency(self.model, target.target, code.name).observe(
                     time.perf_counter() - t0)
                 if code != grpc.StatusCode.UNAVAILABLE:
                     raise BackendError(code, exc.details() or code.name) from None
@@ -198,7 +198,7 @@ class Pool:
                 metrics.RETRIES.labels(self.model).inc()
                 await asyncio.sleep(backoff)
                 continue
-            metrics.BACKEND_LATENCY.labels(self.model, target.target, "OK").observe(time.perf_counter() - t0)
+            metrics.backend_latency(self.model, target.target, "OK").observe(time.perf_counter() - t0)
             target.succeeded()
             return response, attempt - 1
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import Counter, Gauge, Histogram
 
 _BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -23,3 +25,21 @@ SPLIT = Counter("tfgate_gateway_split_total", "Requests routed by the traffic sp
                 ["model", "label"])
 SHADOW = Counter("tfgate_gateway_shadow_total",
                  "Shadow copies by result: match, mismatch, error, dropped.", ["model", "label", "result"])
+
+
+# Label children looked up once: `.labels()` builds a key and takes a lock on every call. Every
+# label value here comes from the config or a fixed set (models are checked before they are
+# used as a label), so the caches stay small.
+@functools.cache
+def request_children(model: str, method: str, code: str):
+    return REQUESTS.labels(model, method, code), LATENCY.labels(model, method)
+
+
+@functools.cache
+def backend_latency(model: str, target: str, code: str):
+    return BACKEND_LATENCY.labels(model, target, code)
+
+
+@functools.cache
+def split_counter(model: str, label: str):
+    return SPLIT.labels(model, label)

@@ -11,7 +11,6 @@ import os
 import random
 import signal
 import time
-import uuid
 
 import grpc
 import numpy as np
@@ -23,7 +22,7 @@ from tensorflow_serving.apis import get_model_status_pb2, model_pb2, predict_pb2
 from tfgate.v1 import gateway_pb2 as pb
 from tfgate.v1 import gateway_pb2_grpc as pb_grpc
 
-from . import metrics, tensors, wire
+from . import logs, metrics, tensors, wire
 from .auth import Principal, TokenStore
 from .backends import BackendError, Pool
 from .config import GatewayConfig, ModelConfig
@@ -91,7 +90,7 @@ def handled(method: str):
                     rid = v[:128]
                 elif k == "authorization":
                     auth = v
-            call = Call(method, context, rid or uuid.uuid4().hex)
+            call = Call(method, context, rid or os.urandom(16).hex())
             context.set_trailing_metadata((("x-request-id", call.request_id),))
             t0 = time.perf_counter()
             code = grpc.StatusCode.OK
@@ -148,10 +147,11 @@ class Gateway(pb_grpc.InferenceGatewayServicer):
     def _record(self, call: Call, code: grpc.StatusCode, t0: float) -> None:
         elapsed = time.perf_counter() - t0
         model = call.model or "-"
-        metrics.REQUESTS.labels(model, call.method, code.name).inc()
-        metrics.LATENCY.labels(model, call.method).observe(elapsed)
-        if log.isEnabledFor(logging.INFO):
-            log.info("request", extra={
+        count, latency = metrics.request_children(model, call.method, code.name)
+        count.inc()
+        latency.observe(elapsed)
+        if logs.access_enabled():
+            logs.access({
                 "request_id": call.request_id, "method": call.method, "model": model,
                 "code": code.name, "ms": round(elapsed * 1000, 3), "retries": call.retries,
                 "label": call.label,
@@ -189,7 +189,7 @@ class Gateway(pb_grpc.InferenceGatewayServicer):
                     label = lab
                     break
                 bucket -= pct
-            metrics.SPLIT.labels(call.model, label).inc()
+            metrics.split_counter(call.model, label).inc()
         call.label = label
         if label and label in m.labels:
             return wire.ModelSpec(name=m.backend_model_name, version=m.labels[label])
