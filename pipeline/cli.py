@@ -155,6 +155,9 @@ def train_command(
         StrategyName.default, "--strategy", help="tf.distribute strategy; multi-worker reads TF_CONFIG."
     ),
     version: int = typer.Option(None, "--version", help="Version number (default: the next integer)."),
+    steps_per_epoch: int = typer.Option(
+        None, "--steps-per-epoch", help="Training steps per epoch (default: one pass over the train split)."
+    ),
     logdir: str = typer.Option(
         None, "--logdir", help="TensorBoard folder (default: <base's parent>/tensorboard/<base name>/<version>)."
     ),
@@ -183,6 +186,7 @@ def train_command(
                 model=model.value if model else None,
                 strategy=strategy.value,
                 version=version,
+                steps_per_epoch=steps_per_epoch,
                 logdir=logdir,
                 on_epoch=on_epoch,
             )

@@ -42,7 +42,7 @@ class TrainResult:
     model: object = field(default=None, repr=False)  # the trained Keras model
 
 
-def _validate(dataset, kind, strategy, epochs, batch_size, version, data_dir, model_base_path):
+def _validate(dataset, kind, strategy, epochs, batch_size, steps_per_epoch, version, data_dir, model_base_path):
     if dataset not in DATASETS:
         raise TrainingInputError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
     if kind not in models.MODEL_KINDS[dataset]:
@@ -51,8 +51,8 @@ def _validate(dataset, kind, strategy, epochs, batch_size, version, data_dir, mo
         )
     if strategy not in distribute.STRATEGIES:
         raise TrainingInputError(f"unknown strategy {strategy!r}; expected {', '.join(distribute.STRATEGIES)}")
-    if epochs < 1 or batch_size < 1:
-        raise TrainingInputError("--epochs and --batch-size must be at least 1")
+    if epochs < 1 or batch_size < 1 or (steps_per_epoch is not None and steps_per_epoch < 1):
+        raise TrainingInputError("--epochs, --batch-size and --steps-per-epoch must be at least 1")
     if version is not None and version < 1:
         raise TrainingInputError(f"--version must be a positive integer, got {version}")
     data.check_layout(data_dir)
@@ -160,7 +160,7 @@ def train(
     epochs = defaults["epochs"] if epochs is None else epochs
     batch_size = defaults["batch_size"] if batch_size is None else batch_size
     patience = defaults["patience"] if patience is None else patience
-    _validate(dataset, kind, strategy, epochs, batch_size, version, data_dir, model_base_path)
+    _validate(dataset, kind, strategy, epochs, batch_size, steps_per_epoch, version, data_dir, model_base_path)
     tft_output, spec = _load_transform_output(dataset, data_dir)
 
     import keras

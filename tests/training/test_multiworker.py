@@ -27,7 +27,8 @@ def test_two_workers_on_loopback(housing_pipeline_dir, tmp_path):
     cluster = {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]}
     base = tmp_path / "models" / "housing"
     args = ["train", "housing", "--data", str(housing_pipeline_dir), "--model-base-path", str(base),
-            "--epochs", "1", "--batch-size", "256", "--seed", "3", "--strategy", "multi-worker"]  # fmt: skip
+            "--epochs", "1", "--steps-per-epoch", "8", "--batch-size", "256", "--seed", "3",
+            "--strategy", "multi-worker"]  # fmt: skip
     procs = []
     for index in range(2):
         tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
