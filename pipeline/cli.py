@@ -172,7 +172,7 @@ def train_command(
 
     def on_epoch(epoch: int, total: int, logs: dict, seconds: float) -> None:
         shown = " · ".join(f"{k} {v:.4f}" for k, v in logs.items() if k != "learning_rate")
-        console.print(f"epoch {epoch}/{total} · {shown} · {seconds:.1f}s", highlight=False)
+        console.print(f"epoch {epoch}/{total} · {shown} · {seconds:.1f}s", highlight=False, soft_wrap=True)
 
     try:
         with _elapsed_status(f"train {dataset.value}: {data}"):
@@ -210,6 +210,19 @@ def _print_evaluation(result) -> None:
     training = result.metrics["training"]
     table.add_row("epochs run (best)", f"{training['epochs_run']} ({training['best_epoch']})")
     table.add_row("seconds", f"{result.seconds:.1f}")
+    console.print(table)
+    if result.dataset == "fashion":
+        _print_confusion(result.metrics["test"])
+
+
+def _print_confusion(test: dict) -> None:
+    names = test["class_names"]
+    table = Table(title="confusion matrix (rows: true class, columns: predicted class number)")
+    table.add_column("true class")
+    for i in range(len(names)):
+        table.add_column(str(i), justify="right")
+    for i, (name, row) in enumerate(zip(names, test["confusion_matrix"], strict=True)):
+        table.add_row(f"{i} {name}", *(str(count) for count in row))
     console.print(table)
 
 
