@@ -225,3 +225,53 @@ def test_graceful_shutdown_under_load_drops_nothing(tmp_path, replicas):
     assert g.stop() == 0
     assert not errors and ok[0] > 20, (errors, ok)
     assert os.path.exists(g.log_path) and '"msg": "stopped"' in g.log()
+
+
+def _shadow_counts(g) -> dict[str, float]:
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{g.metrics_port}/metrics", timeout=5).read().decode()
+    out = Counter()
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            if s.name == "tfgate_gateway_shadow_total" and s.labels["model"] == "housing":
+                out[s.labels["result"]] += s.value
+    return out
+
+
+def _settled(g) -> dict[str, float]:
+    """Shadow counts once earlier tests' shadow copies have finished."""
+    last = _shadow_counts(g)
+    while True:
+        time.sleep(0.5)
+        now = _shadow_counts(g)
+        if now == last:
+            return now
+        last = now
+
+
+def test_shadow_copies_are_compared_and_counted(gw):
+    # Shadow is version 2 (canary); the model answers differently per version, so a primary on
+    # stable must count a mismatch and one on canary a match. Callers get the primary's answer.
+    before = _settled(gw)
+    recs = records(2, seed=5)
+    with gw.channel() as ch:
+        stub = pb_grpc.InferenceGatewayStub(ch)
+        for label, n in (("stable", 5), ("canary", 3)):
+            for _ in range(n):
+                out = stub.PredictHousing(pb.PredictHousingRequest(records=recs, model=pb.ModelRef(label=label)),
+                                          timeout=10)
+                assert out.served_by.label == label
+                version = 1 if label == "stable" else 2
+                assert out.median_house_values[1] == pytest.approx(  # record 1 has bedrooms: +1
+                    recs[1].median_income * 1000 * version + 1, rel=1e-6)
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        after = _shadow_counts(gw)
+        if sum(after.values()) - sum(before.values()) >= 8:
+            break
+        time.sleep(0.1)
+    delta = {k: after[k] - before[k] for k in ("match", "mismatch", "error", "dropped")}
+    assert delta == {"match": 3, "mismatch": 5, "error": 0, "dropped": 0}, delta
