@@ -85,11 +85,15 @@ def check_housing_input(pattern: str) -> list[str]:
 
 
 class ReadNumberedLines(beam.DoFn):
-    """(file) → (source, line number, text | None for undecodable bytes), header skipped."""
+    """(file) → (source, line number, text or None when not UTF-8, raw bytes, column order), header skipped.
+
+    The column order is None when the header is in the canonical order (the usual case), so the
+    lines stay small when they are shuffled between workers.
+    """
 
     def process(self, readable: fileio.ReadableFile) -> Iterable[tuple]:
         source = readable.metadata.path
-        header: list[str] | None = None
+        order: list[int] | None = None
         with readable.open() as handle:
             for number, raw in enumerate(handle, start=1):
                 raw = raw.rstrip(b"\r\n")
@@ -97,10 +101,12 @@ class ReadNumberedLines(beam.DoFn):
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError:
                     text = None
-                if number == 1:
+                if number == 1:  # check_housing_input made sure it names exactly our columns
                     header = [c.strip() for c in housing.parse_row(text or "")]
+                    if header != housing.CSV_COLUMNS:
+                        order = [header.index(c) for c in housing.CSV_COLUMNS]
                     continue
-                yield source, number, text, raw if text is None else b"", header
+                yield source, number, text, raw if text is None else b"", order
 
 
 class ValidateHousingRow(beam.DoFn):
@@ -111,7 +117,7 @@ class ValidateHousingRow(beam.DoFn):
         self.rejected = Metrics.counter(COUNTER_NAMESPACE, "rejected")
 
     def process(self, item):
-        source, number, text, raw, header = item
+        source, number, text, raw, order = item
         self.rows.inc()
         if text is None:
             reason, shown = "invalid UTF-8", raw.decode("utf-8", "backslashreplace")
@@ -119,8 +125,8 @@ class ValidateHousingRow(beam.DoFn):
             reason, shown = "empty line", text
         else:
             fields = housing.parse_row(text)
-            if header != housing.CSV_COLUMNS and len(fields) == len(header):
-                fields = [fields[header.index(c)] for c in housing.CSV_COLUMNS]  # header in other order
+            if order is not None and len(fields) == len(order):
+                fields = [fields[i] for i in order]
             reason, shown = housing.validate_row(fields), text
             if reason is None:
                 line = housing.normalize_row(fields)
