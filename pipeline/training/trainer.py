@@ -114,7 +114,11 @@ def _predict(model, inputs: dict, batch_size: int = 1024) -> np.ndarray:
     import tensorflow as tf
 
     count = len(next(iter(inputs.values())))
-    call = tf.function(lambda x: model(x, training=False))
+
+    @tf.function(autograph=False)
+    def call(x):
+        return model(x, training=False)
+
     parts = []
     for start in range(0, count, batch_size):
         parts.append(call({k: v[start : start + batch_size] for k, v in inputs.items()}).numpy())

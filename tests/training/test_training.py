@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline.training import TrainingInputError, export, train
+from pipeline.training import TrainingInputError, data, export, train
 
 
 def test_next_version_ignores_other_entries(tmp_path):
@@ -67,3 +67,15 @@ def test_export_is_self_contained(housing_pipeline_dir, tmp_path):
     assert not answer["tft"]
     values = np.array(answer["values"])
     assert values.shape == (3,) and np.all(np.isfinite(values)) and np.all(values > 0)
+
+
+def test_mirrored_strategy_and_mlp(fashion_pipeline_dir, tmp_path):
+    """--strategy mirrored over the local devices, with the lighter fashion model, a few steps."""
+    result = train(
+        "fashion", str(fashion_pipeline_dir), str(tmp_path / "fashion"),
+        model="mlp", strategy="mirrored", epochs=1, steps_per_epoch=5, seed=2,
+    )  # fmt: skip
+    training = result.metrics["training"]
+    assert training["strategy"] == "mirrored" and training["model"] == "mlp" and training["replicas"] >= 1
+    assert result.path == str(tmp_path / "fashion" / "1")
+    assert result.metrics["test"]["examples"] == data.split_sizes(str(fashion_pipeline_dir))["test"]
