@@ -71,9 +71,9 @@ def plot_learning_curves(history: dict, path: str, metric: str) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key in zip(axes, ("loss", metric), strict=True):
         epochs = np.arange(1, len(history.get(key, [])) + 1)
-        ax.plot(epochs, history.get(key, []), label=f"train {key}")
+        ax.plot(epochs, history.get(key, []), marker=".", label=f"train {key}")
         if f"val_{key}" in history:
-            ax.plot(epochs, history[f"val_{key}"], label=f"eval {key}")
+            ax.plot(epochs, history[f"val_{key}"], marker=".", label=f"eval {key}")
         ax.set_xlabel("epoch")
         ax.set_title(key)
         ax.legend()
