@@ -7,6 +7,8 @@ Output layout (DESIGN.md, "Pipeline output"):
 
 from __future__ import annotations
 
+import csv
+import gzip
 import hashlib
 import json
 import logging
@@ -72,10 +74,14 @@ def check_housing_input(pattern: str) -> list[str]:
     for path in files:
         if tf.io.gfile.isdir(path):
             raise PipelineInputError(f"{path} is a directory, expected a CSV file")
-        with tf.io.gfile.GFile(path, "rb") as handle:
-            head = handle.read(4096)
-        first = head.split(b"\n", 1)[0].strip().decode("utf-8", "replace")
-        columns = [c.strip() for c in housing.parse_row(first)] if first else []
+        try:  # Beam reads *.gz decompressed (by extension), so the header check does too
+            with tf.io.gfile.GFile(path, "rb") as raw_handle:
+                handle = gzip.GzipFile(fileobj=raw_handle) if path.endswith(".gz") else raw_handle
+                head = handle.read(4096)
+            first = head.split(b"\n", 1)[0].strip().decode("utf-8", "replace")
+            columns = [c.strip() for c in housing.parse_row(first)] if first else []
+        except (OSError, EOFError, csv.Error) as err:
+            raise PipelineInputError(f"{path}: cannot read a CSV header ({err})") from err
         if sorted(columns) != sorted(housing.CSV_COLUMNS):
             raise PipelineInputError(
                 f"{path} is not a housing CSV: its header must name the columns {expected}, "
@@ -95,7 +101,8 @@ class ReadNumberedLines(beam.DoFn):
         source = readable.metadata.path
         order: list[int] | None = None
         with readable.open() as handle:
-            for number, raw in enumerate(handle, start=1):
+            # readline, not iteration: Beam's CompressedFile (*.gz) is not iterable
+            for number, raw in enumerate(iter(handle.readline, b""), start=1):
                 raw = raw.rstrip(b"\r\n")
                 try:
                     text = raw.decode("utf-8")
@@ -124,14 +131,18 @@ class ValidateHousingRow(beam.DoFn):
         elif not text.strip():
             reason, shown = "empty line", text
         else:
-            fields = housing.parse_row(text)
-            if order is not None and len(fields) == len(order):
-                fields = [fields[i] for i in order]
-            reason, shown = housing.validate_row(fields), text
-            if reason is None:
-                line = housing.normalize_row(fields)
-                yield housing_split(line), line
-                return
+            try:
+                fields = housing.parse_row(text)
+            except csv.Error as err:  # e.g. a field over the csv module's 128 KiB limit
+                fields, reason, shown = None, f"unparseable CSV line: {err}", text
+            if fields is not None:
+                if order is not None and len(fields) == len(order):
+                    fields = [fields[i] for i in order]
+                reason, shown = housing.validate_row(fields), text
+                if reason is None:
+                    line = housing.normalize_row(fields)
+                    yield housing_split(line), line
+                    return
         self.rejected.inc()
         yield beam.pvalue.TaggedOutput(self.REJECTED, rejection(source, "line", number, reason, shown))
 

@@ -80,7 +80,14 @@ def validate_row(fields: list[str]) -> str | None:
 
 def normalize_row(fields: list[str]) -> str:
     """A validated row as a plain CSV line for the TFXIO CSV decoder."""
-    return ",".join(f.strip() for f in fields)
+    return ",".join(_csv_field(f.strip()) for f in fields)
+
+
+def _csv_field(value: str) -> str:
+    """Quote a field holding a comma or quote (e.g. `"NEAR, BAY"`) so the decoder sees one field."""
+    if any(c in value for c in ',"\r\n'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
 
 
 def _z_score_of_present(sparse: tf.SparseTensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
