@@ -22,7 +22,7 @@ from tensorflow_serving.apis import get_model_status_pb2, model_pb2, predict_pb2
 from tfgate.v1 import gateway_pb2 as pb
 from tfgate.v1 import gateway_pb2_grpc as pb_grpc
 
-from . import logs, metrics, tensors, wire
+from . import logs, metrics, signatures, tensors, wire
 from .auth import Principal, TokenStore
 from .backends import BackendError, Pool
 from .config import GatewayConfig, ModelConfig
@@ -61,6 +61,24 @@ class GatewayError(Exception):
 
 def _invalid(details: str) -> GatewayError:
     return GatewayError(grpc.StatusCode.INVALID_ARGUMENT, details)
+
+
+class _Undecodable:
+    """Request bytes that do not parse as the method's message: answered INVALID_ARGUMENT by
+    `handled` (grpc itself would answer UNKNOWN for a client's mistake)."""
+
+    def __init__(self, message: str):
+        self.message = message
+
+
+def _lenient(cls):
+    def parse(data: bytes):
+        try:
+            return cls.FromString(data)
+        except Exception as exc:
+            return _Undecodable(f"request: not a valid {cls.DESCRIPTOR.full_name} ({exc.__class__.__name__})")
+
+    return parse
 
 
 class Call:
@@ -109,6 +127,8 @@ def handled(method: str):
                         if call.principal is None:
                             raise GatewayError(grpc.StatusCode.UNAUTHENTICATED,
                                                "missing or unknown bearer token (metadata 'authorization')")
+                    if type(request) is _Undecodable:
+                        raise _invalid(request.message)
                     remaining = context.time_remaining()
                     call.deadline = time.monotonic() + (remaining if remaining is not None else 3600.0)
                     return await fn(self, request, context, call)
@@ -142,6 +162,7 @@ class Gateway(pb_grpc.InferenceGatewayServicer):
         self.pools = {name: Pool(name, m.backend_model_name, m.targets, cfg.backend, m.max_message_bytes)
                       for name, m in cfg.models.items()}
         self._tasks: set[asyncio.Task] = set()
+        self.signatures = signatures.Cache()
 
     # ----- shared steps ------------------------------------------------------------------------
     def _record(self, call: Call, code: grpc.StatusCode, t0: float) -> None:
@@ -351,13 +372,21 @@ class Gateway(pb_grpc.InferenceGatewayServicer):
         self._check_size(m, request.ByteSize(), "inputs")
         if not request.inputs:
             raise _invalid("inputs: at least one input tensor is required")
-        req = self._tfs_request(self._route(call, m, version, label),
-                                request.model.signature_name or m.signature_name)
+        spec = self._route(call, m, version, label)
+        spec.signature_name = request.model.signature_name or m.signature_name
+        req = self._tfs_request(spec, spec.signature_name)
+        given = {}
         for name, t in request.inputs.items():
             try:
-                req.inputs[name].CopyFrom(tensors.to_tensor_proto(t, f"inputs[{name}]"))
+                proto = tensors.to_tensor_proto(t, f"inputs[{name}]")
             except tensors.TensorError as exc:
                 raise _invalid(str(exc)) from None
+            req.inputs[name].CopyFrom(proto)
+            given[name] = (proto.dtype, list(t.shape))
+        problem = await self.signatures.check(pool, spec, given, call.backend_metadata(),
+                                              self._deadline(call, m))
+        if problem:
+            raise _invalid(problem)
         req.output_filter.extend(request.output_filter)
         raw = await self._predict_bytes(call, m, pool, req.SerializeToString())
         resp = predict_pb2.PredictResponse.FromString(raw)
@@ -529,7 +558,11 @@ async def serve(cfg: GatewayConfig, reuse_port: bool = False, ready=None) -> int
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ])
-    pb_grpc.add_InferenceGatewayServicer_to_server(gateway, server)
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("tfgate.v1.InferenceGateway", {
+        m.name: grpc.unary_unary_rpc_method_handler(
+            getattr(gateway, m.name), request_deserializer=_lenient(getattr(pb, m.input_type.name)),
+            response_serializer=lambda r: r.SerializeToString())
+        for m in pb.DESCRIPTOR.services_by_name["InferenceGateway"].methods})])
     server.add_generic_rpc_handlers(gateway.generic_handlers())
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

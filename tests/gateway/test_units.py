@@ -128,3 +128,25 @@ def test_token_file(tmp_path):
     assert store.authenticate("Bearer secret-al") is None
     assert store.authenticate("secret-all") is None
     assert store.authenticate(None) is None
+
+
+def test_signature_problems_name_the_input():
+    from tensorflow.core.framework import types_pb2
+
+    from serving.gateway.signatures import Input, problems
+
+    sig = {"image": Input(types_pb2.DT_UINT8, [-1, 28, 28]), "k": Input(types_pb2.DT_INT32, None)}
+    ok = {"image": (types_pb2.DT_UINT8, [5, 28, 28]), "k": (types_pb2.DT_INT32, [])}
+    assert problems(sig, ok, "serving_default") is None
+    cases = {
+        "inputs[x]: signature 'serving_default' has no input 'x'": {**ok, "x": (types_pb2.DT_UINT8, [1])},
+        "inputs[image].dtype: the model expects DT_UINT8, got DT_FLOAT": {
+            **ok, "image": (types_pb2.DT_FLOAT, [5, 28, 28])},
+        "inputs[image].shape: the model expects ['?', 28, 28], got [5, 28, 27]": {
+            **ok, "image": (types_pb2.DT_UINT8, [5, 28, 27])},
+        "inputs[image].shape: the model expects ['?', 28, 28], got [784]": {
+            **ok, "image": (types_pb2.DT_UINT8, [784])},
+        "inputs: missing k": {"image": ok["image"]},
+    }
+    for expect, given in cases.items():
+        assert problems(sig, given, "serving_default").startswith(expect), expect

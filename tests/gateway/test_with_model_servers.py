@@ -275,3 +275,32 @@ def test_shadow_copies_are_compared_and_counted(gw):
         time.sleep(0.1)
     delta = {k: after[k] - before[k] for k in ("match", "mismatch", "error", "dropped")}
     assert delta == {"match": 3, "mismatch": 5, "error": 0, "dropped": 0}, delta
+
+
+def test_generic_predict_checks_inputs_against_the_signature(gw):
+    from tfgate.v1 import tensor_pb2
+
+    def t(arr, dtype=tensor_pb2.DATA_TYPE_FLOAT32):
+        return tensor_pb2.Tensor(dtype=dtype, shape=list(arr.shape), content=arr.tobytes())
+
+    inputs = {n: t(np.full(2, 2.0, np.float32)) for n in FLOATS}
+    inputs["ocean_proximity"] = tensor_pb2.Tensor(dtype=tensor_pb2.DATA_TYPE_STRING, shape=[2],
+                                                  string_values=[b"INLAND"] * 2)
+    with gw.channel() as ch:
+        stub = pb_grpc.InferenceGatewayStub(ch)
+        ref = pb.ModelRef(name="housing", label="canary")
+        out = stub.Predict(pb.PredictRequest(model=ref, inputs=inputs), timeout=10)
+        got = np.frombuffer(out.outputs["median_house_value"].content, "<f4")
+        np.testing.assert_array_equal(got, [2.0 * 1000 * 2 + 1] * 2)
+        bad = {
+            "inputs[median_income].dtype: the model expects DT_FLOAT, got DT_DOUBLE":
+                {**inputs, "median_income": t(np.full(2, 2.0), tensor_pb2.DATA_TYPE_FLOAT64)},
+            "inputs[population].shape": {**inputs, "population": t(np.full((2, 1), 2.0, np.float32))},
+            "inputs[extra]: signature 'serving_default' has no input": {**inputs, "extra": inputs["latitude"]},
+            "inputs: missing households": {k: v for k, v in inputs.items() if k != "households"},
+        }
+        for expect, given in bad.items():
+            with pytest.raises(grpc.RpcError) as err:
+                stub.Predict(pb.PredictRequest(model=ref, inputs=given), timeout=10)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert err.value.details().startswith(expect), err.value.details()
