@@ -88,9 +88,52 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         return resp
 
 
+_UNDECODABLE = object()
+
+
+def _lenient_service(service: str, servicer, requests: dict) -> grpc.GenericRpcHandler:
+    """The service's methods with a request parser that does not fail: bytes that are not the
+    method's message get INVALID_ARGUMENT (grpc itself answers UNKNOWN to such a client mistake)."""
+
+    def handler(fn, cls):
+        def parse(data: bytes):
+            try:
+                return cls.FromString(data)
+            except Exception:
+                return _UNDECODABLE
+
+        async def call(request, context):
+            if request is _UNDECODABLE:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                    f"Could not parse the request as {cls.DESCRIPTOR.full_name}")
+            return await fn(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(call, request_deserializer=parse,
+                                                   response_serializer=lambda r: r.SerializeToString())
+
+    return grpc.method_handlers_generic_handler(
+        service, {name: handler(getattr(servicer, name), cls) for name, cls in requests.items()})
+
+
 def add_services(server: grpc.aio.Server, core: Core, enable_health: bool):
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(core), server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core), server)
+    from tensorflow_serving.apis import (
+        classification_pb2,
+        get_model_metadata_pb2,
+        get_model_status_pb2,
+        inference_pb2,
+        predict_pb2,
+        regression_pb2,
+    )
+
+    server.add_generic_rpc_handlers([
+        _lenient_service(PREDICTION_SERVICE, PredictionServicer(core), {
+            "Predict": predict_pb2.PredictRequest, "Classify": classification_pb2.ClassificationRequest,
+            "Regress": regression_pb2.RegressionRequest, "MultiInference": inference_pb2.MultiInferenceRequest,
+            "GetModelMetadata": get_model_metadata_pb2.GetModelMetadataRequest}),
+        _lenient_service(MODEL_SERVICE, ModelServicer(core), {
+            "GetModelStatus": get_model_status_pb2.GetModelStatusRequest,
+            "HandleReloadConfigRequest": model_management_pb2.ReloadConfigRequest}),
+    ])
     names = [PREDICTION_SERVICE, MODEL_SERVICE, reflection.SERVICE_NAME]
     health_servicer = None
     if enable_health:

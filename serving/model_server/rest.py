@@ -44,6 +44,8 @@ def _spec(spec, m: re.Match, signature_name: str = "") -> None:
     elif m["label"] is not None:
         spec.version_label = m["label"]
     if signature_name:
+        if not isinstance(signature_name, str):  # classify/regress take it from the JSON as is
+            raise invalid("'signature_name' must be a string")
         spec.signature_name = signature_name
 
 
@@ -157,6 +159,8 @@ class Rest:
                 except (json.JSONDecodeError, UnicodeDecodeError) as e:
                     msg = f"{e.msg}. at offset: {e.pos}" if isinstance(e, json.JSONDecodeError) else str(e)
                     raise invalid(f"JSON Parse error: {msg}") from None
+                except RecursionError:  # deeply nested arrays/objects: a client mistake, not a 500
+                    raise invalid("JSON Parse error: nesting too deep") from None
                 if not isinstance(doc, dict):
                     raise invalid("JSON Parse error: The document root must be an object.")
                 fn = {"predict": self._predict, "classify": self._classify, "regress": self._regress}
@@ -172,6 +176,8 @@ class Rest:
             return await coro
         except ServingError as e:
             return _err(e)
+        except RecursionError:
+            return _err(invalid("JSON Parse error: nesting too deep"))
         except TimeoutError:
             return _err(ServingError(__import__("grpc").StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"))
 
