@@ -5,10 +5,13 @@ Cases (each a `Case` run against a `Target`; add cases to `CASES`, e.g. the gate
   (b) server       `tfgate model-server` without batching, gRPC
   (c) batching     `tfgate model-server --enable_batching`, gRPC
   (b/c) + REST     the same servers over REST, at concurrency 8
+  (d) gateway      `tfgate gateway` in front of (b): TF Serving Predict through its pass-through
+  (e) gateway      the same gateway's typed API: PredictHousing / ClassifyFashion
 Load comes from a separate asyncio process (grpc.aio / aiohttp), bounded by time. Writes
 benchmarks/results/serving.json and benchmarks/results/serving_latency.png.
 
     python benchmarks/serving_bench.py --housing models/housing --fashion models/fashion [--duration 5]
+    python benchmarks/serving_bench.py --cases b,d,e --out benchmarks/results/gateway.json   # gateway only
 """
 
 from __future__ import annotations
@@ -76,6 +79,17 @@ def grpc_request_bytes(model: str) -> bytes:
     return req.SerializeToString()
 
 
+def typed_request(model: str) -> tuple[str, bytes]:
+    """(e): the gateway's typed method and a batch-1 request equal to `inputs_for(model)`."""
+    from tfgate.v1 import gateway_pb2 as pb
+
+    if model == "housing":
+        req = pb.PredictHousingRequest(records=[pb.HousingRecord(**HOUSING_ROW, ocean_proximity="NEAR BAY")])
+        return "PredictHousing", req.SerializeToString()
+    pixels = inputs_for(model)["image"][0].tobytes()
+    return "ClassifyFashion", pb.ClassifyFashionRequest(images=[pb.Image(pixels=pixels)]).SerializeToString()
+
+
 def summarize(lat_s: list[float], elapsed: float, errors: int) -> dict:
     arr = np.array(lat_s) * 1000 if lat_s else np.array([np.nan])
     return {"requests": len(lat_s), "errors": errors, "qps": round(len(lat_s) / elapsed, 1),
@@ -87,13 +101,16 @@ def summarize(lat_s: list[float], elapsed: float, errors: int) -> dict:
 async def _load(kind: str, address: str, model: str, concurrency: int, duration: float, warmup: float) -> dict:
     lat: list[float] = []
     errors = 0
-    if kind == "grpc":
+    if kind in ("grpc", "typed"):
         import grpc
 
-        payload = grpc_request_bytes(model)
+        if kind == "grpc":
+            path, payload = "/tensorflow.serving.PredictionService/Predict", grpc_request_bytes(model)
+        else:
+            method, payload = typed_request(model)
+            path = f"/tfgate.v1.InferenceGateway/{method}"
         channel = grpc.aio.insecure_channel(address)
-        call = channel.unary_unary("/tensorflow.serving.PredictionService/Predict",
-                                   request_serializer=None, response_deserializer=None)
+        call = channel.unary_unary(path, request_serializer=None, response_deserializer=None)
 
         async def one():
             await call(payload, timeout=30)
@@ -125,7 +142,7 @@ async def _load(kind: str, address: str, model: str, concurrency: int, duration:
                 errors += 1
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    if kind == "grpc":
+    if kind != "rest":
         await channel.close()
     else:
         await session.close()
@@ -188,10 +205,12 @@ CASES = [
     Case("(c) server, batching", "batching", "grpc", (1, 8, 64)),
     Case("(b) server, no batching", "server", "rest", (8,)),
     Case("(c) server, batching", "batching", "rest", (8,)),
+    Case("(d) gateway pass-through", "gateway", "grpc", (1, 8, 64)),
+    Case("(e) gateway typed", "gateway", "typed", (1, 8, 64)),
 ]
 
 
-def start_targets(bases: dict[str, str], workdir: Path) -> dict[str, Target]:
+def start_targets(bases: dict[str, str], workdir: Path, cases: str = "abcde") -> dict[str, Target]:
     from tests.fixtures_servers import start_model_server
 
     config = "model_config_list {\n" + "".join(
@@ -200,8 +219,15 @@ def start_targets(bases: dict[str, str], workdir: Path) -> dict[str, Target]:
     targets = {"in_process": Target("in_process")}
     for name, flags in (("server", []), ("batching", ["--enable_batching",
                                                       f"--batching_parameters_file={workdir / 'batching.config'}"])):
+        if name == "batching" and "c" not in cases:
+            continue
         s = start_model_server(workdir / name, model_config=config, flags=flags)
         targets[name] = Target(name, s.grpc_target, s.rest_url, s.stop)
+    if {"d", "e"} & set(cases):  # the gateway in front of (b), default settings (access log on)
+        from tests.gateway.helpers import Gateway
+
+        gw = Gateway(workdir, {"models": {m: {"targets": [targets["server"].grpc]} for m in bases}})
+        targets["gateway"] = Target("gateway", gw.target, None, gw.stop)
     return targets
 
 
@@ -222,23 +248,25 @@ def main() -> int:
     ap.add_argument("--fashion", default=str(REPO / "models" / "fashion"), help="fashion model base path")
     ap.add_argument("--duration", type=float, default=5.0, help="seconds measured per case (default 5)")
     ap.add_argument("--out", default=str(RESULTS / "serving.json"))
+    ap.add_argument("--cases", default="a,b,c,d,e", help="letters of the cases to run (default all)")
     args = ap.parse_args()
+    cases = [c for c in CASES if c.name[1] in args.cases.replace(",", "")]
     bases = {"housing": args.housing, "fashion": args.fashion}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the servers
     for b in bases.values():
         latest_version_dir(b)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        targets = start_targets(bases, Path(tmp))
+        targets = start_targets(bases, Path(tmp), "".join(c.name[1] for c in cases))
         try:
             for model, base in bases.items():
-                for case in CASES:
+                for case in cases:
                     t = targets[case.target]
                     for c in case.concurrency:
                         if case.transport == "in_process":
                             r = in_process(latest_version_dir(base), model, c, args.duration)
                         else:
-                            addr = t.grpc if case.transport == "grpc" else t.rest
+                            addr = t.rest if case.transport == "rest" else t.grpc
                             r = run_load(case.transport, addr, model, c, args.duration)
                         row = {"model": model, "case": case.name, "transport": case.transport, "concurrency": c, **r}
                         print(json.dumps(row), flush=True)
@@ -251,7 +279,7 @@ def main() -> int:
               "targets": check_targets(results)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    plot(results, Path(args.out).with_name("serving_latency.png"))
+    plot(results, Path(args.out).with_name(Path(args.out).stem + "_latency.png"))
     print(json.dumps(report["targets"], indent=2))
     return 0
 
@@ -276,6 +304,16 @@ def check_targets(results) -> dict:
             extra = b1["p50_ms"] - a1["p50_ms"]
             out[f"{model}: gRPC p50 at c=1 <= in-process p50 + 1 ms"] = {
                 "added_ms": round(extra, 3), "met": extra <= 1.0}
+        d1 = _find(results, model, "(d) gateway pass-through", "grpc", 1)
+        d64 = _find(results, model, "(d) gateway pass-through", "grpc", 64)
+        if b1 and d1:
+            extra = d1["p50_ms"] - b1["p50_ms"]
+            out[f"{model}: gateway pass-through p50 at c=1 <= direct p50 + 0.5 ms"] = {
+                "added_ms": round(extra, 3), "met": extra <= 0.5}
+        if b64 and d64:
+            ratio = d64["qps"] / b64["qps"] if b64["qps"] else 0.0
+            out[f"{model}: gateway pass-through QPS at c=64 >= 0.8x direct"] = {
+                "ratio": round(ratio, 3), "met": ratio >= 0.8}
     return out
 
 
