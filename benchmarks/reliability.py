@@ -757,14 +757,16 @@ def overload(workdir: Path, phase_seconds: float = 20, deadline: float = 1.0, sl
 
 def fuzz(examples: int) -> dict:
     t = time.monotonic()
-    env = {**os.environ, "TFGATE_HYPOTHESIS_PROFILE": "bench", "TFGATE_FUZZ_EXAMPLES": str(examples)}
+    env = {**os.environ, "TFGATE_HYPOTHESIS_PROFILE": "bench", "TFGATE_FUZZ_EXAMPLES": str(examples),
+           "TFGATE_FUZZ_JSON_MB": "100" if examples >= 1000 else "4"}
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "tests/reliability/test_fuzz.py", "-o", "timeout=3600",
                            "--hypothesis-show-statistics"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=3600)
     tail = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-500:]
-    passing = sum(int(x) for x in __import__("re").findall(r"- (\d+) passing examples", proc.stdout))
+    passing = sum(int(x) for x in __import__("re").findall(r"(\d+) passing examples", proc.stdout))
     return {"examples_requested": examples, "passing_examples": passing, "pytest": tail,
+            "rest_json_mb": int(env["TFGATE_FUZZ_JSON_MB"]),
             "seconds": round(time.monotonic() - t, 1), "pass": proc.returncode == 0}
 
 
