@@ -64,6 +64,11 @@ class _Task:
     enqueued: float
 
 
+def _resolve(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
 class _Queue:
     def __init__(self, batcher: Batcher, servable: Servable, sig: Signature):
         self.b = batcher
@@ -72,7 +77,7 @@ class _Queue:
         self.tasks: collections.deque[_Task] = collections.deque()
         self.size = 0
         self.workers = 0
-        self.wakeup = asyncio.Event()
+        self.waiters: list[asyncio.Future] = []  # workers holding an open batch until full or timeout
 
     def put(self, task: _Task) -> None:
         p = self.b.params
@@ -80,13 +85,19 @@ class _Queue:
             raise unavailable("The batch scheduling queue to which this task was submitted is full")
         self.tasks.append(task)
         self.size += task.size
-        self.wakeup.set()
+        # Wake waiting workers only when a batch is full: a wake-up per task costs more than the task.
+        if self.waiters and self.size >= p.max_batch_size:
+            for w in self.waiters:
+                if not w.done():
+                    w.set_result(None)
+            self.waiters.clear()
         if self.workers < p.num_batch_threads:
             self.workers += 1
             asyncio.get_running_loop().create_task(self._work())
 
     async def _work(self) -> None:
         p = self.b.params
+        loop = asyncio.get_running_loop()
         try:
             while self.tasks:
                 timeout = p.batch_timeout_micros / 1e6
@@ -94,11 +105,16 @@ class _Queue:
                     left = self.tasks[0].enqueued + timeout - time.monotonic()
                     if left <= 0:
                         break
-                    self.wakeup.clear()
+                    # One future and one timer per batch (asyncio.wait_for would add a task).
+                    wake = loop.create_future()
+                    self.waiters.append(wake)
+                    timer = loop.call_later(left, _resolve, wake)
                     try:
-                        await asyncio.wait_for(self.wakeup.wait(), left)
-                    except TimeoutError:
-                        break
+                        await wake
+                    finally:
+                        timer.cancel()
+                        if wake in self.waiters:
+                            self.waiters.remove(wake)
                 batch: list[_Task] = []
                 total = 0
                 while self.tasks and total + self.tasks[0].size <= p.max_batch_size:

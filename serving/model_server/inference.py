@@ -38,6 +38,9 @@ def fill_spec(spec: model_pb2.ModelSpec, servable: Servable, signature_name: str
 
 # ---- Predict
 def check_inputs(sig: Signature, names) -> None:
+    index = sig.input_index
+    if len(names) == len(index) and all(n in index for n in names):
+        return
     sent = set(names)
     want = set(sig.input_keys)
     if len(sent) != len(want):
@@ -54,7 +57,7 @@ def check_inputs(sig: Signature, names) -> None:
 def check_dtype(sig: Signature, alias: str, dt: int) -> None:
     want = sig.input_dtypes[alias]
     if want != dt and want != types_pb2.DT_INVALID:
-        idx = sig.input_keys.index(alias)
+        idx = sig.input_index[alias]
         raise invalid(f"Expects arg[{idx}] to be {tensors.dtype_name(want)} but {tensors.dtype_name(dt)} "
                       f"is provided")
 
@@ -62,10 +65,9 @@ def check_dtype(sig: Signature, alias: str, dt: int) -> None:
 def check_shape(sig: Signature, alias: str, shape) -> None:
     """A tensor must fit the signature's declared shape (rank and known dims); TF functions loaded in
     Python would otherwise broadcast some mismatches silently."""
-    ts = sig.sigdef.inputs[alias].tensor_shape
-    if ts.unknown_rank:
+    want = sig.input_dims[alias]
+    if want is None:
         return
-    want = [d.size for d in ts.dim]
     if len(want) != len(shape) or any(w >= 0 and w != g for w, g in zip(want, shape, strict=True)):
         fmt = ",".join("?" if w < 0 else str(w) for w in want)
         raise invalid(f"input tensor {alias} has shape "
@@ -88,10 +90,11 @@ def check_output_filter(sig: Signature, output_filter) -> list[str]:
 
 def predict_prepare(servable: Servable, req: predict_pb2.PredictRequest):
     sig = servable.signature(req.model_spec.signature_name)
-    check_inputs(sig, req.inputs.keys())
+    sent = req.inputs
+    check_inputs(sig, sent)
     inputs = {}
     for alias in sig.input_keys:
-        tp = req.inputs[alias]
+        tp = sent[alias]
         check_dtype(sig, alias, tp.dtype)
         inputs[alias] = arr = tensors.to_numpy(tp, alias)
         check_shape(sig, alias, arr.shape)
@@ -102,8 +105,9 @@ def predict_prepare(servable: Servable, req: predict_pb2.PredictRequest):
 def predict_build(servable: Servable, sig: Signature, outputs: dict, wanted: list[str]):
     resp = predict_pb2.PredictResponse()
     fill_spec(resp.model_spec, servable, sig.name)
+    as_content = Settings.as_tensor_content
     for k in wanted:
-        resp.outputs[k].CopyFrom(tensors.to_proto(outputs[k], Settings.as_tensor_content))
+        tensors.fill_proto(resp.outputs[k], outputs[k], as_content)
     return resp
 
 

@@ -35,14 +35,27 @@ class Metrics:
         self.warmups = Counter(":tensorflow:serving:model_warmup_records", "Warm-up records replayed.",
                                ["model_name"], registry=r)
 
+        # Labelled children by label tuple: `.labels()` validates and locks on every call.
+        self._request_children: dict[tuple, tuple] = {}
+        self._batch_children: dict[tuple, tuple] = {}
+
     def request(self, model: str, signature: str, api: str, status: str, seconds: float) -> None:
-        self.requests.labels(model, signature, api, status).inc()
-        self.latency.labels(model, signature, api, status).observe(seconds * 1e6)
+        key = (model, signature, api, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = self._request_children[key] = (self.requests.labels(*key), self.latency.labels(*key))
+        children[0].inc()
+        children[1].observe(seconds * 1e6)
 
     def batch(self, model: str, signature: str, size: int, padding: int, waits: list[float]) -> None:
-        self.batch_size.labels(model, signature).observe(size)
-        self.padding.labels(model, signature).observe(padding)
-        q = self.queueing.labels(model, signature)
+        key = (model, signature)
+        children = self._batch_children.get(key)
+        if children is None:
+            children = self._batch_children[key] = (self.batch_size.labels(*key), self.padding.labels(*key),
+                                                    self.queueing.labels(*key))
+        children[0].observe(size)
+        children[1].observe(padding)
+        q = children[2]
         for w in waits:
             q.observe(w * 1e6)
 

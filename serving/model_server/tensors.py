@@ -6,8 +6,10 @@ Responses carry typed values (`float_val`, ...) as TF Serving does, or `tensor_c
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from tensorflow.core.framework import tensor_pb2, types_pb2
 
 from .errors import invalid
 
@@ -51,16 +53,16 @@ def dtype_of_array(arr: np.ndarray) -> int:
 def to_numpy(tp: tensor_pb2.TensorProto, alias: str = "") -> np.ndarray:
     """Decode a request tensor; a malformed one is the client's mistake (INVALID_ARGUMENT)."""
     dt = tp.dtype
-    if dt not in NP_OF:
+    npdt = NP_OF.get(dt)
+    if npdt is None:
         raise invalid(f"tensor parsing error: {alias}")
     shape = [d.size for d in tp.tensor_shape.dim]
     if any(s < 0 for s in shape):
         raise invalid(f"tensor parsing error: {alias}")
-    n = int(np.prod(shape)) if shape else 1
-    npdt = NP_OF[dt]
+    n = math.prod(shape)  # Python ints: no overflow, and ~10x cheaper than np.prod for short lists
     try:
-        if dt != DT.DT_STRING and tp.tensor_content:
-            arr = np.frombuffer(tp.tensor_content, dtype=npdt)
+        if dt != DT.DT_STRING and (content := tp.tensor_content):
+            arr = np.frombuffer(content, dtype=npdt)
             if arr.size != n:
                 raise ValueError
             return arr.reshape(shape)
@@ -91,11 +93,19 @@ def to_numpy(tp: tensor_pb2.TensorProto, alias: str = "") -> np.ndarray:
 
 
 def to_proto(arr, as_content: bool = False) -> tensor_pb2.TensorProto:
+    tp = tensor_pb2.TensorProto()
+    fill_proto(tp, arr, as_content)
+    return tp
+
+
+def fill_proto(tp: tensor_pb2.TensorProto, arr, as_content: bool = False) -> None:
+    """`to_proto` written into an empty TensorProto in place (saves building and copying one)."""
     arr = np.asarray(arr)
     dt = dtype_of_array(arr)
-    tp = tensor_pb2.TensorProto(dtype=dt)
-    tp.tensor_shape.CopyFrom(tensor_shape_pb2.TensorShapeProto(
-        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(s)) for s in arr.shape]))
+    tp.dtype = dt
+    dims = tp.tensor_shape.dim
+    for s in arr.shape:
+        dims.add().size = s
     flat = arr.ravel()
     if dt == DT.DT_STRING:
         tp.string_val.extend(v if isinstance(v, bytes) else str(v).encode() for v in flat)
@@ -107,4 +117,3 @@ def to_proto(arr, as_content: bool = False) -> tensor_pb2.TensorProto:
         getattr(tp, _FIELD[dt]).extend(np.column_stack([flat.real, flat.imag]).ravel().tolist())
     else:
         getattr(tp, _FIELD[dt]).extend(flat.tolist())
-    return tp
