@@ -75,6 +75,7 @@ def _supervise(config_path: str, cfg, n: int) -> int:
 
     cmd = [sys.executable, "-m", "serving.gateway.main", "--worker", "--config", config_path]
     stopping = False
+    procs: list[subprocess.Popen] = []  # before the handlers: an early SIGTERM must find a list
 
     def on_signal(signum, _frame):
         nonlocal stopping
@@ -85,7 +86,9 @@ def _supervise(config_path: str, cfg, n: int) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    procs = [subprocess.Popen(cmd, env=env) for _ in range(n)]
+    for _ in range(n):
+        if not stopping:
+            procs.append(subprocess.Popen(cmd, env=env))
     if cfg.metrics_listen:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
