@@ -457,22 +457,23 @@ def hot_swap(workdir: Path, concurrency: int = 32, steady_seconds: float = 15, s
 
 
 def backend_crash(workdir: Path, concurrency: int = 16, seconds: float = 40, kill_at: float = 8,
-                  max_requests: int = 400_000) -> dict:
+                  max_requests: int = 400_000, replica_b: str | None = None, half_base: Path | None = None) -> dict:
     """Two replicas behind the gateway; replica A gets SIGKILL at `kill_at` s and is restarted on the
-    same port. Callers retry UNAVAILABLE like GatewayClient (3 retries)."""
+    same port. Callers retry UNAVAILABLE like GatewayClient (3 retries). `replica_b`/`half_base`: a
+    running server for B and the half model it serves (tests share them)."""
     from tests.reliability.models import model_config
 
-    bases = build_models(workdir)
-    text = model_config({"half": str(bases["half"])})
+    text = model_config({"half": str(half_base or build_models(workdir)["half"])})
     a = model_server(workdir, text, name="ms-a")
-    b = model_server(workdir, text, name="ms-b")
-    gw = gateway(workdir, {"half": {"targets": [a.target, b.target]}},
+    b = None if replica_b else model_server(workdir, text, name="ms-b")
+    gw = gateway(workdir, {"half": {"targets": [a.target, replica_b or b.target]}},
                  backend={"ejection": {"consecutive_failures": 3, "min_seconds": 1, "max_seconds": 10,
                                        "probe_interval_seconds": 0.25}})
     timeline: dict[str, float] = {}
     try:
         a.start(wait=False)
-        b.start()
+        if b is not None:
+            b.start()
         wait_serving(a.target, a.proc, a.log_path)
         gw.start()
         load = Load(gw.target, deadline=10, retries=3)
@@ -535,25 +536,29 @@ def backend_crash(workdir: Path, concurrency: int = 16, seconds: float = 40, kil
     finally:
         gw.stop()
         a.stop()
-        b.stop()
+        if b is not None:
+            b.stop()
 
 
 # ---------------------------------------------------------------------------------------------
 # 3. Rolling restart of two gateway processes
 
 
-def rolling_restart(workdir: Path, concurrency: int = 16, pause: float = 3.0, max_requests: int = 400_000) -> dict:
+def rolling_restart(workdir: Path, concurrency: int = 16, pause: float = 3.0, max_requests: int = 400_000,
+                    backend_target: str | None = None) -> dict:
     """Two gateway processes, one target with both addresses (round robin + client-side health
     checking); each gets SIGTERM in turn, drains, exits and is started again on its port."""
     from tests.reliability.models import model_config
 
-    bases = build_models(workdir)
-    ms = model_server(workdir, model_config({"half": str(bases["half"])}))
-    gws = [gateway(workdir, {"half": {"targets": [ms.target]}}, name=f"gw-{i}") for i in (1, 2)]
+    ms = None
+    if backend_target is None:
+        ms = model_server(workdir, model_config({"half": str(build_models(workdir)["half"])}))
+    gws = [gateway(workdir, {"half": {"targets": [backend_target or ms.target]}}, name=f"gw-{i}") for i in (1, 2)]
     exits: list[int | None] = []
     events: list[str] = []
     try:
-        ms.start()
+        if ms is not None:
+            ms.start()
         for g in gws:
             g.start()
         service_config = json.dumps({"loadBalancingConfig": [{"round_robin": {}}],
@@ -592,7 +597,8 @@ def rolling_restart(workdir: Path, concurrency: int = 16, pause: float = 3.0, ma
     finally:
         for g in gws:
             g.stop()
-        ms.stop()
+        if ms is not None:
+            ms.stop()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -764,9 +770,12 @@ def fuzz(examples: int) -> dict:
                            "--hypothesis-show-statistics"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=3600)
     tail = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-500:]
-    passing = sum(int(x) for x in __import__("re").findall(r"(\d+) passing examples", proc.stdout))
+    log = Path(tempfile.gettempdir()) / "tfgate-reliability-fuzz.log"
+    log.write_text(proc.stdout + proc.stderr)
+    failures = [line[:500] for line in proc.stdout.splitlines() if line.startswith(("FAILED", "E   "))][:20]
+    passing = sum(int(x) for x in __import__("re").findall(r"(\d+) passing,", proc.stdout))
     return {"examples_requested": examples, "passing_examples": passing, "pytest": tail,
-            "rest_json_mb": int(env["TFGATE_FUZZ_JSON_MB"]),
+            "rest_json_mb": int(env["TFGATE_FUZZ_JSON_MB"]), "failures": failures, "log": str(log),
             "seconds": round(time.monotonic() - t, 1), "pass": proc.returncode == 0}
 
 

@@ -307,6 +307,8 @@ def _example(obj, where) -> example_pb2.Example:
         if all(isinstance(v, str) or _is_b64(v) for v in vals):
             f.bytes_list.value.extend(_b64(v) if _is_b64(v) else v.encode("utf-8") for v in vals)
         elif all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
+            if any(not -(2**63) <= v < 2**63 for v in vals):  # protobuf would raise: a 500
+                raise invalid(f"Feature {name} of example {where} has an integer outside int64")
             f.int64_list.value.extend(vals)
         elif all(isinstance(v, int | float) and not isinstance(v, bool) for v in vals):
             f.float_list.value.extend(float(v) for v in vals)

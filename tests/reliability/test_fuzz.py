@@ -332,6 +332,19 @@ def test_rest_api(backend, gw, ms, path, body):
     check_http(status, payload, (path, body[:200]))
 
 
+@pytest.mark.parametrize("path,body", [
+    # Cases the properties above found (each was an HTTP 500 before the fix in serving/model_server/rest.py).
+    (":predict", b'{"inputs": ' + b'{"a":' * 100_000 + b"1" + b"}" * 100_000 + b"}"),
+    (":classify", b'{"signature_name": 3, "instances": null}'),
+    (":classify", b'{"examples": [], "context": {"": 9223372036854775808}}'),
+    (":regress", b'{"examples": [{"x": -9223372036854775809}]}'),
+])
+def test_rest_found_cases(backend, path, body):
+    status, payload = _post(backend.rest_url + "/v1/models/half" + path, body)
+    check_http(status, payload, body[:100])
+    assert status == 400
+
+
 def test_rest_large_json_and_servers_still_up(backend, gw, ms):
     """A few MB of JSON (the benchmark run sends 100 MB): a clean answer, then business as usual."""
     big = b'{"instances": [' + b",".join([b"1.5"] * 1_500_000) + b"]}"

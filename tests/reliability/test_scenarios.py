@@ -28,15 +28,17 @@ def test_hot_swap_loses_nothing(tmp_path):
     assert r["p99_ratio"] <= 3.0, _show(r)
 
 
-def test_backend_sigkill_and_restart(tmp_path):
-    r = rel.backend_crash(tmp_path, concurrency=8, seconds=4, kill_at=1.5)
+def test_backend_sigkill_and_restart(tmp_path, backend, model_bases):
+    # Replica B is the shared model server; replica A (killed) serves the same model files.
+    r = rel.backend_crash(tmp_path, concurrency=8, seconds=4, kill_at=1.5, replica_b=backend.grpc_target,
+                          half_base=model_bases["half"])
     assert r["failed"] == 0 and r["wrong_answers"] == 0, _show(r)
     assert r["recovery_seconds"] == r["recovery_seconds"], _show(r)  # not NaN: both replicas healthy again
     assert r["after_recovery"]["failed"] == 0
 
 
-def test_rolling_gateway_restart(tmp_path):
-    r = rel.rolling_restart(tmp_path, concurrency=8, pause=1.0)
+def test_rolling_gateway_restart(tmp_path, backend):
+    r = rel.rolling_restart(tmp_path, concurrency=8, pause=1.0, backend_target=backend.grpc_target)
     assert r["exit_codes"] == [0, 0], _show(r)
     assert r["failed"] == 0 and r["wrong_answers"] == 0 and r["requests"] > 0, _show(r)
 
