@@ -15,6 +15,7 @@ import logging
 import os
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -80,7 +81,7 @@ def check_housing_input(pattern: str) -> list[str]:
                 head = handle.read(4096)
             first = head.split(b"\n", 1)[0].strip().decode("utf-8", "replace")
             columns = [c.strip() for c in housing.parse_row(first)] if first else []
-        except (OSError, EOFError, csv.Error) as err:
+        except (OSError, EOFError, zlib.error, csv.Error) as err:
             raise PipelineInputError(f"{path}: cannot read a CSV header ({err})") from err
         if sorted(columns) != sorted(housing.CSV_COLUMNS):
             raise PipelineInputError(

@@ -79,17 +79,33 @@ def test_each_fault_is_rejected_with_its_reason(faulty_run):
     assert len(big["raw"]) <= 1000  # the rejected record keeps a bounded excerpt, not 10 MB
 
 
+def _distinct_rows(n: int) -> bytes:
+    """Valid rows that do not compress to nothing, so a corruption can sit past the header."""
+    return b"".join(b"-122.%d,37.%d,41.0,%d.0,129.0,322.0,126.0,8.3,452600.0,NEAR BAY\n" % (i, i * 7 % 1000, 800 + i)
+                    for i in range(n))
+
+
 def test_corrupt_gzip_fails_loudly_without_claiming_success(tmp_path):
     from pipeline import beam_pipeline
 
-    data = gzip.compress(HEADER + b"\n".join(GOOD * 50) + b"\n")
-    cut = len(data) // 2
+    data = gzip.compress(HEADER + _distinct_rows(20_000))
+    cut = len(data) * 3 // 4  # past what the header check reads: Beam's reader hits it
     (tmp_path / "in.csv.gz").write_bytes(data[:cut] + b"\x00\xffgarbage" + data[cut + 8:])
     with pytest.raises(Exception) as info:
         beam_pipeline.run("housing", str(tmp_path / "in.csv.gz"), str(tmp_path / "out"))
     # A row it cannot read is neither transformed nor rejected: the run must not report success.
+    assert not isinstance(info.value, beam_pipeline.PipelineInputError)
     assert not (tmp_path / "out" / "stats.json").exists()
     assert any(w in str(info.value).lower() for w in ("crc", "gzip", "compress", "invalid", "zlib")), info.value
+
+
+def test_gzip_corrupt_at_the_start_is_refused_with_one_line(tmp_path):
+    from pipeline import beam_pipeline
+
+    data = gzip.compress(HEADER + b"\n".join(GOOD) + b"\n")
+    (tmp_path / "in.csv.gz").write_bytes(data[:12] + b"\x00\xffgarbage" + data[20:])
+    with pytest.raises(beam_pipeline.PipelineInputError, match="cannot read a CSV header"):
+        beam_pipeline.run("housing", str(tmp_path / "in.csv.gz"), str(tmp_path / "out"))
 
 
 def test_zero_byte_file_is_refused_with_one_line(tmp_path):
