@@ -32,8 +32,14 @@ lint: install
 protos: install
 	$(BIN)/python protos/generate.py
 
+# Every benchmark, each against its baseline in the same run; figures and PNGs go to benchmarks/results/.
+# The serving and gateway runs use the models `make demo` trained (work/models/).
 bench: install
 	$(BIN)/python benchmarks/pipeline_bench.py
+	$(BIN)/python benchmarks/train_bench.py
+	$(BIN)/python benchmarks/serving_bench.py --housing work/models/housing --fashion work/models/fashion
+	$(BIN)/python benchmarks/gateway_bench.py --housing work/models/housing --fashion work/models/fashion
+	$(BIN)/python benchmarks/reliability.py
 
 clean:
 	rm -rf work models
