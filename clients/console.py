@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import NoReturn
 
 import typer
@@ -16,3 +17,10 @@ EXIT_USAGE = 2  # bad input or usage: one readable line on stderr
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def quiet_library_logs() -> None:
+    """Keep Beam's, TensorFlow's and absl's INFO chatter out of the progress output."""
+    logging.getLogger().setLevel(logging.WARNING)
+    for name in ("apache_beam", "tensorflow", "absl"):
+        logging.getLogger(name).setLevel(logging.ERROR)

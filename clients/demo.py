@@ -19,7 +19,7 @@ from pathlib import Path
 
 import typer
 
-from clients.console import console, fail
+from clients.console import console, fail, quiet_library_logs
 
 REPO = Path(__file__).resolve().parent.parent
 BUNDLED_HOUSING = REPO / "data" / "housing" / "housing.csv"
@@ -304,11 +304,7 @@ def demo_command(
     serve: bool = typer.Option(False, "--serve", help="Keep the servers up afterwards until Ctrl-C."),
 ) -> None:
     """Run the main job on the bundled data: pipeline → train → serve → predict → check → report."""
-    import logging
-
-    logging.getLogger().setLevel(logging.WARNING)
-    for name in ("apache_beam", "tensorflow", "absl"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    quiet_library_logs()
     run = DemoRun(workdir=workdir.resolve(), epochs=epochs, fashion_model=fashion_model)
     started = time.monotonic()
     try:
@@ -319,7 +315,6 @@ def demo_command(
                 with console.status(title):
                     stage(run)
             except Exception as err:  # any stage failure ends the demo with one clear line
-                _stop_servers(run)
                 fail(f"demo stage '{title}' failed: {type(err).__name__}: {err}", code=1)
             console.print(f"  done in {time.monotonic() - stage_started:.1f}s")
         (run.path("demo.json")).write_text(

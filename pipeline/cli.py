@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from clients.console import console, fail
+from clients.console import console, fail, quiet_library_logs
 
 
 class DatasetName(StrEnum):
@@ -20,10 +19,6 @@ class DatasetName(StrEnum):
     fashion = "fashion"
 
 
-def _quiet_logs() -> None:
-    logging.getLogger().setLevel(logging.WARNING)
-    for name in ("apache_beam", "tensorflow", "absl"):
-        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def pipeline_command(
@@ -59,7 +54,7 @@ def pipeline_command(
     elif not any(ch in input_path for ch in "*?[") and not input_path.startswith("gs://"):
         if not os.path.exists(input_path):
             fail(f"input not found: {input_path}")
-    _quiet_logs()
+    quiet_library_logs()
     from pipeline import beam_pipeline
 
     with _elapsed_status(f"pipeline {dataset.value}: reading {input_path}"):
@@ -167,7 +162,7 @@ def train_command(
     The SavedModel takes raw features (the transform graph is inside), carries TF Serving warm-up
     records, and its assets.extra/ holds the test-split metrics.json and plots.
     """
-    _quiet_logs()
+    quiet_library_logs()
     from pipeline.training import TrainingInputError, train
 
     def on_epoch(epoch: int, total: int, logs: dict, seconds: float) -> None:
