@@ -56,5 +56,6 @@ def test_overload_sheds_fast_and_recovers(tmp_path, backend):
     allowed = {"OK", "RESOURCE_EXHAUSTED", "UNAVAILABLE", "DEADLINE_EXCEEDED"}
     assert o["shed"] > 0 and set(o["codes"]) <= allowed, _show(r)
     assert o["max_latency_s"] <= r["deadline_s"] + 0.25, _show(r)
-    assert o["shed_p99_ms"] <= 100, _show(r)
+    # Ratios against the same run's steady state: a 2-core CI box is slower than a dev machine.
+    assert rel.sheds_fast(o, r["calibration"], r["deadline_s"]), _show(r)
     assert rec["failed"] == 0 and rec["goodput_rps"] >= 0.8 * rec["offered_rps"], _show(r)
