@@ -322,7 +322,7 @@ def check_targets(results) -> dict:
     gRPC (f) or a bare proxy (g) gives with no work at all, so a miss can be told from a limit."""
     out = {}
     for model in sorted({r["model"] for r in results}):
-        def get(case, c, transport="grpc"):
+        def get(case, c, transport="grpc", model=model):
             return _find(results, model, case, transport, c)
 
         a1 = get("(a) in-process", 1, "in_process")
