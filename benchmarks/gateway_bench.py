@@ -5,7 +5,7 @@ server. Writes benchmarks/results/gateway.json and benchmarks/results/gateway_la
 Targets (issue 5): at concurrency 1 the pass-through adds <= 0.5 ms to p50; at concurrency 64 it
 keeps >= 80% of the direct QPS (see "targets" in the JSON).
 
-    python benchmarks/gateway_bench.py --housing models/housing --fashion models/fashion [--duration 5]
+    python benchmarks/gateway_bench.py --housing models/housing --fashion models/fashion [--duration 3] [--repeat 3]
 """
 
 from __future__ import annotations

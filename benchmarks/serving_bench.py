@@ -13,7 +13,7 @@ Cases (each a `Case` run against a `Target`; add cases to `CASES`, e.g. the gate
 Load comes from a separate asyncio process (grpc.aio / aiohttp), bounded by time. Writes
 benchmarks/results/serving.json and benchmarks/results/serving_latency.png.
 
-    python benchmarks/serving_bench.py --housing models/housing --fashion models/fashion [--duration 5]
+    python benchmarks/serving_bench.py --housing models/housing --fashion models/fashion [--duration 3] [--repeat 3]
     python benchmarks/serving_bench.py --cases b,d,e --out benchmarks/results/gateway.json   # gateway only
 """
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 import json
 import os
 import signal
@@ -103,18 +104,31 @@ def summarize(lat_s: list[float], elapsed: float, errors: int) -> dict:
             "p99_ms": round(float(np.percentile(arr, 99)), 3)}
 
 
+def median_of(runs: list[dict]) -> dict:
+    """One case's repeated runs as one row: the median of each figure, and every run's QPS."""
+    out = {k: round(float(np.median([r[k] for r in runs])), 3) for k in ("qps", "p50_ms", "p90_ms", "p99_ms")}
+    return {"requests": sum(r["requests"] for r in runs), "errors": sum(r["errors"] for r in runs), **out,
+            "qps_runs": [r["qps"] for r in runs]}
+
+
 # ---- load generator (runs in its own process)
-async def _load(kind: str, address: str, model: str, concurrency: int, duration: float, warmup: float) -> dict:
+def request_for(kind: str, model: str) -> tuple[str, bytes]:
+    """(gRPC method path or "", request bytes), built once here: the load process imports no TF."""
+    if kind == "grpc":
+        return "/tensorflow.serving.PredictionService/Predict", grpc_request_bytes(model)
+    if kind == "typed":
+        method, payload = typed_request(model)
+        return f"/tfgate.v1.InferenceGateway/{method}", payload
+    return "", rest_body(model)
+
+
+async def _load(kind: str, address: str, model: str, concurrency: int, duration: float, warmup: float,
+                path: str, payload: bytes) -> dict:
     lat: list[float] = []
     errors = 0
     if kind in ("grpc", "typed"):
         import grpc
 
-        if kind == "grpc":
-            path, payload = "/tensorflow.serving.PredictionService/Predict", grpc_request_bytes(model)
-        else:
-            method, payload = typed_request(model)
-            path = f"/tfgate.v1.InferenceGateway/{method}"
         channel = grpc.aio.insecure_channel(address)
         call = channel.unary_unary(path, request_serializer=None, response_deserializer=None)
 
@@ -123,7 +137,7 @@ async def _load(kind: str, address: str, model: str, concurrency: int, duration:
     else:
         import aiohttp
 
-        body = rest_body(model)
+        body = payload
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency))
         url = f"{address}/v1/models/{model}:predict"
 
@@ -156,12 +170,20 @@ async def _load(kind: str, address: str, model: str, concurrency: int, duration:
 
 
 def run_load(kind: str, address: str, model: str, concurrency: int, duration: float) -> dict:
+    path, payload = request_for(kind, model)
     out = subprocess.run(
-        [sys.executable, __file__, "--loadgen", kind, address, model, str(concurrency), str(duration)],
-        capture_output=True, text=True, timeout=duration + 300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        [sys.executable, __file__, "--loadgen", kind, address, model, str(concurrency), str(duration), path],
+        input=payload, capture_output=True, timeout=duration + 300)
     if out.returncode != 0:
-        raise RuntimeError(out.stderr[-3000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])
+        raise RuntimeError(out.stderr[-3000:].decode(errors="replace"))
+    return json.loads(out.stdout.decode().strip().splitlines()[-1])
+
+
+@functools.cache
+def _signature(model_dir: str):
+    import tensorflow as tf
+
+    return tf.saved_model.load(model_dir).signatures["serving_default"]
 
 
 def in_process(model_dir: str, model: str, concurrency: int, duration: float) -> dict:
@@ -170,7 +192,7 @@ def in_process(model_dir: str, model: str, concurrency: int, duration: float) ->
 
     import tensorflow as tf
 
-    fn = tf.saved_model.load(model_dir).signatures["serving_default"]
+    fn = _signature(model_dir)
     feed = {k: tf.constant(v) for k, v in inputs_for(model).items()}
     for _ in range(20):
         fn(**feed)
@@ -268,13 +290,15 @@ def latest_version_dir(base: str) -> str:
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--loadgen":
-        kind, address, model, c, d = sys.argv[2:7]
-        print(json.dumps(asyncio.run(_load(kind, address, model, int(c), float(d), warmup=1.0))))
+        kind, address, model, c, d, path = sys.argv[2:8]
+        payload = sys.stdin.buffer.read()
+        print(json.dumps(asyncio.run(_load(kind, address, model, int(c), float(d), 1.0, path, payload))))
         return 0
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--housing", default=str(REPO / "models" / "housing"), help="housing model base path")
     ap.add_argument("--fashion", default=str(REPO / "models" / "fashion"), help="fashion model base path")
-    ap.add_argument("--duration", type=float, default=5.0, help="seconds measured per case (default 5)")
+    ap.add_argument("--duration", type=float, default=3.0, help="seconds measured per run (default 3)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per case; the median is reported (default 3)")
     ap.add_argument("--out", default=str(RESULTS / "serving.json"))
     ap.add_argument("--cases", default="a,b,c,d,e,f,g", help="letters of the cases to run (default all)")
     args = ap.parse_args()
@@ -283,27 +307,32 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the servers
     for b in bases.values():
         latest_version_dir(b)
-    results = []
     with tempfile.TemporaryDirectory() as tmp:
         targets = start_targets(bases, Path(tmp), "".join(c.name[1] for c in cases))
         try:
+            # Every case at one concurrency back to back, repeated: ratios compare runs minutes
+            # apart otherwise, and this shared box drifts by tens of percent between minutes.
+            runs: dict[tuple, list[dict]] = {}
             for model, base in bases.items():
-                for case in cases:
-                    t = targets[case.target]
-                    for c in case.concurrency:
-                        if case.transport == "in_process":
-                            r = in_process(latest_version_dir(base), model, c, args.duration)
-                        else:
-                            addr = t.rest if case.transport == "rest" else t.grpc
-                            r = run_load(case.transport, addr, model, c, args.duration)
-                        row = {"model": model, "case": case.name, "transport": case.transport, "concurrency": c, **r}
-                        print(json.dumps(row), flush=True)
-                        results.append(row)
+                for rep in range(args.repeat):
+                    for c in sorted({c for case in cases for c in case.concurrency}):
+                        for case in (case for case in cases if c in case.concurrency):
+                            t = targets[case.target]
+                            if case.transport == "in_process":
+                                r = in_process(latest_version_dir(base), model, c, args.duration)
+                            else:
+                                addr = t.rest if case.transport == "rest" else t.grpc
+                                r = run_load(case.transport, addr, model, c, args.duration)
+                            print(json.dumps({"model": model, "case": case.name, "transport": case.transport,
+                                              "concurrency": c, "run": rep + 1, **r}), flush=True)
+                            runs.setdefault((model, case.name, case.transport, c), []).append(r)
+            results = [{"model": m, "case": n, "transport": tr, "concurrency": c, **median_of(rs)}
+                       for (m, n, tr, c), rs in runs.items()]
         finally:
             for t in targets.values():
                 if t.stop:
                     t.stop()
-    report = {"duration_s": args.duration, "cpus": os.cpu_count(), "results": results,
+    report = {"duration_s": args.duration, "repeat": args.repeat, "cpus": os.cpu_count(), "results": results,
               "targets": check_targets(results)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")

@@ -9,7 +9,6 @@ SIGTERM forwards it and waits for every worker to drain.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import shutil
@@ -51,7 +50,9 @@ def run_worker(config_path: str, reuse_port: bool, serve_metrics: bool) -> int:
     try:
         if serve_metrics and cfg.metrics_listen:
             _metrics_server(cfg.metrics_listen)
-        return asyncio.run(serve(cfg, reuse_port=reuse_port))
+        from .. import event_loop
+
+        return event_loop.run(serve(cfg, reuse_port=reuse_port))
     except (OSError, RuntimeError, ValueError) as exc:
         return _fail(f"gateway failed to start: {exc}")
 

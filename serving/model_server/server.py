@@ -260,7 +260,9 @@ def main(argv: list[str]) -> int:
                              "enabled (--enable_batching)")
         cfg = build_config(opts)
         _setup_threads(opts)
-        return asyncio.run(serve(opts, cfg))
+        from .. import event_loop
+
+        return event_loop.run(serve(opts, cfg))
     except StartError as e:
         log.error("Failed to start server. Error: %s", e)
         return EXIT_START_FAILED
