@@ -51,25 +51,22 @@ class Core:
                 return inference.predict_build(servable, sig, out, wanted)
         return await self._timed("predict", req.model_spec, go)
 
-    async def classify(self, req):
+    async def _on_examples(self, api: str, req, prepare, build):
+        """Classify and Regress: tf.Examples in, one result per example out."""
         async def go():
             v = self.manager.resolve(req.model_spec, req.HasField("model_spec"))
             with self.manager.hold(v) as servable:
-                sig, inputs = inference.classify_prepare(servable, req.model_spec, req.input)
+                sig, inputs = prepare(servable, req.model_spec, req.input)
                 n = len(next(iter(inputs.values())))
                 out = await self._run(servable, sig, inputs)
-                return inference.classify_build(servable, sig, out, n)
-        return await self._timed("classify", req.model_spec, go)
+                return build(servable, sig, out, n)
+        return await self._timed(api, req.model_spec, go)
+
+    async def classify(self, req):
+        return await self._on_examples("classify", req, inference.classify_prepare, inference.classify_build)
 
     async def regress(self, req):
-        async def go():
-            v = self.manager.resolve(req.model_spec, req.HasField("model_spec"))
-            with self.manager.hold(v) as servable:
-                sig, inputs = inference.regress_prepare(servable, req.model_spec, req.input)
-                n = len(next(iter(inputs.values())))
-                out = await self._run(servable, sig, inputs)
-                return inference.regress_build(servable, sig, out, n)
-        return await self._timed("regress", req.model_spec, go)
+        return await self._on_examples("regress", req, inference.regress_prepare, inference.regress_build)
 
     async def multi_inference(self, req):
         inference.multi_inference_check(req)
