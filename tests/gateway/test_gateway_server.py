@@ -157,7 +157,7 @@ def test_all_replicas_down_is_unavailable_after_retries_and_they_are_ejected(gw,
     t0 = time.monotonic()
     code, details = code_of(stub.PredictHousing, req, timeout=10)
     assert code == grpc.StatusCode.UNAVAILABLE and "4 attempts" in details
-    assert time.monotonic() - t0 < 2.0
+    assert time.monotonic() - t0 < 5.0  # retries back off briefly; they do not wait out the 10 s deadline
     model = stub.GetModel(pb.GetModelRequest(name="down"), metadata=ALL, timeout=5).model
     assert model.healthy_targets == 0 and not model.versions
     text = urllib.request.urlopen(f"http://127.0.0.1:{gw.metrics_port}/metrics", timeout=5).read().decode()
