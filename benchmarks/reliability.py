@@ -347,7 +347,7 @@ def hot_swap(workdir: Path, concurrency: int = 32, steady_seconds: float = 15, s
              max_requests: int = 400_000) -> dict:
     """Publishes versions 2, 3, 4 and moves label `stable` 1 -> 2 -> 3 while `concurrency` callers ask
     for the latest version and for `stable` through the gateway."""
-    from tests.reliability.models import model_config
+    from serving.processes import model_config_text
 
     bases = build_models(workdir, half_versions=(1,))
     staging = workdir / "staging"
@@ -358,12 +358,12 @@ def hot_swap(workdir: Path, concurrency: int = 32, steady_seconds: float = 15, s
     policy = "latest { num_versions: 2 }"
 
     def write_config(stable: int):
-        text = model_config({"half": str(bases["half"])}, {"half": {"stable": stable}}, policy)
+        text = model_config_text({"half": str(bases["half"])}, {"half": {"stable": stable}}, policy)
         tmp = workdir / "ms.config.tmp"
         tmp.write_text(text)
         os.replace(tmp, workdir / "ms.config")
 
-    ms = model_server(workdir, model_config({"half": str(bases["half"])}, {"half": {"stable": 1}}, policy),
+    ms = model_server(workdir, model_config_text({"half": str(bases["half"])}, {"half": {"stable": 1}}, policy),
                       flags=["--file_system_poll_wait_seconds=1", "--model_config_file_poll_wait_seconds=1"])
     gw = gateway(workdir, {"half": {"targets": [ms.target]}})
     events: list[dict] = []
@@ -461,9 +461,9 @@ def backend_crash(workdir: Path, concurrency: int = 16, seconds: float = 40, kil
     """Two replicas behind the gateway; replica A gets SIGKILL at `kill_at` s and is restarted on the
     same port. Callers retry UNAVAILABLE like GatewayClient (3 retries). `replica_b`/`half_base`: a
     running server for B and the half model it serves (tests share them)."""
-    from tests.reliability.models import model_config
+    from serving.processes import model_config_text
 
-    text = model_config({"half": str(half_base or build_models(workdir)["half"])})
+    text = model_config_text({"half": str(half_base or build_models(workdir)["half"])})
     a = model_server(workdir, text, name="ms-a")
     b = None if replica_b else model_server(workdir, text, name="ms-b")
     gw = gateway(workdir, {"half": {"targets": [a.target, replica_b or b.target]}},
@@ -548,11 +548,11 @@ def rolling_restart(workdir: Path, concurrency: int = 16, pause: float = 3.0, ma
                     backend_target: str | None = None) -> dict:
     """Two gateway processes, one target with both addresses (round robin + client-side health
     checking); each gets SIGTERM in turn, drains, exits and is started again on its port."""
-    from tests.reliability.models import model_config
+    from serving.processes import model_config_text
 
     ms = None
     if backend_target is None:
-        ms = model_server(workdir, model_config({"half": str(build_models(workdir)["half"])}))
+        ms = model_server(workdir, model_config_text({"half": str(build_models(workdir)["half"])}))
     gws = [gateway(workdir, {"half": {"targets": [backend_target or ms.target]}}, name=f"gw-{i}") for i in (1, 2)]
     exits: list[int | None] = []
     events: list[str] = []
@@ -610,12 +610,12 @@ def memory(workdir: Path, requests: int = 200_000, warmup: int = 5_000, concurre
     """`requests` requests (Predict and PredictHousing alternately) after `warmup`; RSS of the model
     server and the gateway sampled every 0.5 s. Stops at `max_seconds` and reports the count reached.
     `existing`: (gateway target, gateway pid, model server pid) of running processes to use instead."""
-    from tests.reliability.models import model_config
+    from serving.processes import model_config_text
 
     ms = gw = None
     if existing is None:
         bases = build_models(workdir, housing=True)
-        ms = model_server(workdir, model_config({k: str(v) for k, v in bases.items()}))
+        ms = model_server(workdir, model_config_text({k: str(v) for k, v in bases.items()}))
         gw = gateway(workdir, {"half": {"targets": [ms.target]}, "housing": {"targets": [ms.target]}})
     samples: list[tuple[float, int, float, float]] = []
     try:
@@ -703,12 +703,12 @@ def overload(workdir: Path, phase_seconds: float = 20, deadline: float = 1.0, sl
     The backend does real work per request (`slow` signature, `slow_n` 200x200 matmuls), so the
     limit is the servers, not this load generator. The gateway's max_concurrent_requests is what
     sheds the excess (RESOURCE_EXHAUSTED) instead of queueing it."""
-    from tests.reliability.models import model_config
+    from serving.processes import model_config_text
 
     ms = None
     if backend_target is None:
         bases = build_models(workdir)
-        ms = model_server(workdir, model_config({"half": str(bases["half"])}))
+        ms = model_server(workdir, model_config_text({"half": str(bases["half"])}))
     gw = gateway(workdir, {"half": {"targets": [backend_target or ms.target], "deadline_ms": int(deadline * 1000)}},
                  max_concurrent_requests=concurrency_limit)
     try:

@@ -256,11 +256,10 @@ def start_floor(mode: str, workdir: Path, target: str | None = None) -> Target:
     return Target(mode, f"127.0.0.1:{port}", None, server.stop)
 
 
-def start_targets(bases: dict[str, str], workdir: Path, cases: str = "abcde") -> dict[str, Target]:
-    from tests.fixtures_servers import start_model_server
+def start_targets(bases: dict[str, str], workdir: Path, cases: str = "abcdefg") -> dict[str, Target]:
+    from serving.processes import model_config_text, start_model_server
 
-    config = "model_config_list {\n" + "".join(
-        f'  config {{ name: "{m}" base_path: "{b}" model_platform: "tensorflow" }}\n' for m, b in bases.items()) + "}\n"
+    config = model_config_text(bases)
     (workdir / "batching.config").write_text(BATCHING_PARAMS)
     targets = {"in_process": Target("in_process")}
     for name, flags in (("server", []), ("batching", ["--enable_batching",

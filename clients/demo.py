@@ -92,17 +92,10 @@ def stage_train(run: DemoRun) -> None:
 
 
 def stage_serve(run: DemoRun) -> None:
-    from serving.processes import start_gateway, start_model_server
+    from serving.processes import model_config_text, start_gateway, start_model_server
 
     serving_dir = run.path("serving")
-    config = (
-        "model_config_list {\n"
-        + "".join(
-            f'  config {{ name: "{m}" base_path: "{run.path("models", m).resolve()}" model_platform: "tensorflow" }}\n'
-            for m in ("housing", "fashion")
-        )
-        + "}\n"
-    )
+    config = model_config_text({m: str(run.path("models", m).resolve()) for m in ("housing", "fashion")})
     monitoring = serving_dir / "monitoring.config"
     serving_dir.mkdir(parents=True, exist_ok=True)
     monitoring.write_text('prometheus_config { enable: true path: "/monitoring/prometheus/metrics" }\n')

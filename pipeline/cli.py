@@ -19,8 +19,6 @@ class DatasetName(StrEnum):
     fashion = "fashion"
 
 
-
-
 def pipeline_command(
     ctx: typer.Context,
     dataset: DatasetName = typer.Argument(..., help="Which dataset to preprocess."),

@@ -104,6 +104,23 @@ def _wait(server: ServerProcess, ready, timeout: float, what: str) -> None:
     raise RuntimeError(f"{what} not ready after {timeout:.0f} s:\n{server.log()[-4000:]}")
 
 
+def model_config_text(entries: dict[str, str], labels: dict[str, dict[str, int]] | None = None,
+                      policy: str = "") -> str:
+    """A text ModelServerConfig (`--model_config_file`) for {name: base_path}; `labels` {name: {label:
+    version}}; `policy` e.g. 'latest { num_versions: 2 }'."""
+    out = ["model_config_list {"]
+    for name, path in entries.items():
+        out += ["  config {", f'    name: "{name}"', f'    base_path: "{path}"',
+                '    model_platform: "tensorflow"']
+        if policy:
+            out.append(f"    model_version_policy {{ {policy} }}")
+        for lab, v in (labels or {}).get(name, {}).items():
+            out.append(f'    version_labels {{ key: "{lab}" value: {v} }}')
+        out.append("  }")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
 def start_model_server(
     workdir: str | os.PathLike,
     *,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from serving.processes import model_config_text
 from tests.gateway.helpers import Gateway, free_port, make_certs
 
 from .helpers import HangingBackend, StatusServer
@@ -16,10 +17,7 @@ HOUSING_TOKEN = "client-housing-token"
 
 @pytest.fixture(scope="session")
 def model_server(model_server_factory, housing_model_base, fashion_model_base):
-    config = ("model_config_list {\n"
-              f'  config {{ name: "housing" base_path: "{housing_model_base}" model_platform: "tensorflow" }}\n'
-              f'  config {{ name: "fashion" base_path: "{fashion_model_base}" model_platform: "tensorflow" }}\n'
-              "}\n")
+    config = model_config_text({"housing": str(housing_model_base), "fashion": str(fashion_model_base)})
     return model_server_factory(model_config=config, rest=False)
 
 

@@ -15,6 +15,7 @@ from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_service_p
 from tfgate.v1 import gateway_pb2 as pb
 from tfgate.v1 import gateway_pb2_grpc as pb_grpc
 
+from serving.processes import model_config_text
 from tests.conftest import FASHION_DIR
 
 from .helpers import Gateway
@@ -25,10 +26,7 @@ FLOATS = ["longitude", "latitude", "housing_median_age", "total_rooms", "total_b
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory, model_server_factory, housing_model_base, fashion_model_base):
-    config = f"""model_config_list {{
-  config {{ name: "housing" base_path: "{housing_model_base}" model_platform: "tensorflow" }}
-  config {{ name: "fashion" base_path: "{fashion_model_base}" model_platform: "tensorflow" }}
-}}"""
+    config = model_config_text({"housing": str(housing_model_base), "fashion": str(fashion_model_base)})
     ms = model_server_factory(tmp_path_factory.mktemp("gw-real-ms"), model_config=config, rest=False)
     g = Gateway(tmp_path_factory.mktemp("gw-real"), {"models": {
         "housing": {"targets": [ms.grpc_target]}, "fashion": {"targets": [ms.grpc_target]}}})

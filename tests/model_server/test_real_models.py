@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import get_model_metadata_pb2, prediction_log_pb2
 
+from serving.processes import model_config_text
 from tests.model_server.helpers import http, predict_request, stubs
 
 HOUSING_ROW = {
@@ -21,10 +22,7 @@ HOUSING_ROW = {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, model_server_factory, housing_model_base, fashion_model_base):
-    config = f"""model_config_list {{
-  config {{ name: "housing" base_path: "{housing_model_base}" model_platform: "tensorflow" }}
-  config {{ name: "fashion" base_path: "{fashion_model_base}" model_platform: "tensorflow" }}
-}}"""
+    config = model_config_text({"housing": str(housing_model_base), "fashion": str(fashion_model_base)})
     s = model_server_factory(tmp_path_factory.mktemp("real"), model_config=config, flags=["--enable_batching"])
     ch, pred, model = stubs(s.grpc_target)
     yield s, pred

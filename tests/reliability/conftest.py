@@ -14,10 +14,11 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+from serving.processes import model_config_text
 from tests.fixtures_servers import start_model_server
 from tests.gateway.helpers import Gateway, make_certs
 
-from .models import make_fashion, make_half, make_housing, model_config
+from .models import make_fashion, make_half, make_housing
 
 FUZZ_TESTS = 7  # number of @given tests in test_fuzz.py, to spread the bench budget
 _common = dict(deadline=None, derandomize=False, print_blob=True,
@@ -48,7 +49,7 @@ def model_bases(tmp_path_factory):
 @pytest.fixture(scope="package")
 def backend(tmp_path_factory, model_bases):
     server = start_model_server(tmp_path_factory.mktemp("rel-ms"),
-                                model_config=model_config({k: str(v) for k, v in model_bases.items()}))
+                                model_config=model_config_text({k: str(v) for k, v in model_bases.items()}))
     yield server
     server.stop()
 

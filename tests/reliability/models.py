@@ -59,18 +59,3 @@ def make_half(base, version: int) -> str:
 
     return make_half_plus(base, version, b=float(version))
 
-
-def model_config(entries: dict[str, str], labels: dict[str, dict[str, int]] | None = None,
-                 policy: str = "") -> str:
-    """Text ModelServerConfig for {name: base_path}; `policy` e.g. 'latest { num_versions: 2 }'."""
-    out = ["model_config_list {"]
-    for name, path in entries.items():
-        out += ["  config {", f'    name: "{name}"', f'    base_path: "{path}"',
-                '    model_platform: "tensorflow"']
-        if policy:
-            out.append(f"    model_version_policy {{ {policy} }}")
-        for lab, v in (labels or {}).get(name, {}).items():
-            out.append(f'    version_labels {{ key: "{lab}" value: {v} }}')
-        out.append("  }")
-    out.append("}")
-    return "\n".join(out) + "\n"

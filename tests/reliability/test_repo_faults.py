@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc, prediction_service_pb2_grpc
 
+from serving.processes import model_config_text
 from tests.fixtures_servers import start_model_server
 from tests.model_server.helpers import predict_request
 
-from .models import make_half, model_config
+from .models import make_half
 
 AVAILABLE, END = 30, 50
 
@@ -27,7 +28,7 @@ def repo(tmp_path_factory):
     base.mkdir()
     make_half(base, 1)
     server = start_model_server(tmp_path_factory.mktemp("repo-ms"),
-                                model_config=model_config({"half": str(base)}, policy="all {}"),
+                                model_config=model_config_text({"half": str(base)}, policy="all {}"),
                                 flags=["--file_system_poll_wait_seconds=1", "--max_num_load_retries=1",
                                        "--load_retry_interval_micros=100000"], rest=False)
     ch = grpc.insecure_channel(server.grpc_target)
