@@ -38,6 +38,9 @@ PASSTHROUGH = {
                          "GetModelMetadata": False, "MultiInference": True},
     MODEL_SERVICE: {"GetModelStatus": False},
 }
+# Only inference is split between labels: status and metadata without a version pass through
+# unchanged, so a stock client sees every version and the backend's default, as on a direct call.
+SPLIT_METHODS = frozenset({"Predict", "Classify", "Regress", "MultiInference"})
 HOUSING_FLOATS = ["longitude", "latitude", "housing_median_age", "total_rooms", "population",
                   "households", "median_income"]
 _STATE = {
@@ -193,9 +196,11 @@ class Gateway(pb_grpc.InferenceGatewayServicer):
     def _deadline(self, call: Call, m: ModelConfig) -> float:
         return min(call.deadline, time.monotonic() + m.deadline_ms / 1000)
 
-    def _route(self, call: Call, m: ModelConfig, version: int | None, label: str) -> wire.ModelSpec:
-        """Which version the backend runs: explicit version/label, else the traffic split."""
-        if version is None and not label and m.split:
+    def _route(self, call: Call, m: ModelConfig, version: int | None, label: str,
+               split: bool = True) -> wire.ModelSpec:
+        """Which version the backend runs: explicit version/label, else the traffic split (only
+        when `split`: inference calls)."""
+        if split and version is None and not label and m.split:
             sticky = None
             if m.sticky_key:
                 sticky = next((v for k, v in call.context.invocation_metadata() or ()
@@ -439,7 +444,7 @@ class Gateway(pb_grpc.InferenceGatewayServicer):
             self._check_size(m, len(request), "request")
             body = request
             if not nested:
-                routed = self._route(call, m, spec.version, spec.label)
+                routed = self._route(call, m, spec.version, spec.label, split=method in SPLIT_METHODS)
                 routed.signature_name = spec.signature_name
                 if routed != spec:
                     body = wire.replace_model_spec(request, routed)
