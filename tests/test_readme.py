@@ -2,6 +2,7 @@
 
 The `runnable` blocks run in order, as written, in one bash session in a scratch copy of the
 repository's layout; background servers they start are stopped by PID when the script ends.
+Every link in the README resolves: `(#anchor)` to a heading, a relative path to a file.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 from tests.conftest import REPO
@@ -62,3 +64,82 @@ def test_runnable_blocks_run_as_written(tmp_path):
     assert len((tmp_path / "work" / "fashion-top3.csv").read_text().splitlines()) == 4_444
     assert "from housing version 1" in result.stdout
     assert '"predictions"' in result.stdout  # the REST answer
+
+
+# ----- links ------------------------------------------------------------------------------------
+LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+HEADING = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)(?:\s+#+)?\s*$")
+SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def prose_lines(text: str) -> list[str]:
+    """The lines outside fenced code blocks (fences may be indented, e.g. inside list items)."""
+    out, fence = [], None
+    for line in text.splitlines():
+        marker = line.lstrip()[:3]
+        if fence is None and marker in ("```", "~~~"):
+            fence = marker
+        elif fence is not None and marker == fence:
+            fence = None
+        elif fence is None:
+            out.append(line)
+    return out
+
+
+def github_anchor(heading: str) -> str:
+    """GitHub's rule: link markup reduced to its text, lowercase, punctuation dropped except
+    hyphens and spaces (letters, digits and underscores stay), spaces become hyphens."""
+    text = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", heading).strip().lower()
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def heading_anchors(text: str) -> set[str]:
+    """Anchors of every heading; a repeated one gets -1, -2, ... in order, as on GitHub."""
+    seen: Counter = Counter()
+    out = set()
+    for line in prose_lines(text):
+        m = HEADING.match(line)
+        if m:
+            base = github_anchor(m.group(2))
+            out.add(base if seen[base] == 0 else f"{base}-{seen[base]}")
+            seen[base] += 1
+    return out
+
+
+def broken_links(text: str, root: Path) -> list[str]:
+    """Links to a missing heading anchor or a missing file (relative to `root`)."""
+    anchors = heading_anchors(text)
+    bad = []
+    for line in prose_lines(text):
+        for target in LINK.findall(re.sub(r"`[^`]*`", "", line)):
+            if target.startswith("#"):
+                if target[1:] not in anchors:
+                    bad.append(target)
+            elif not SCHEME.match(target):
+                path = target.split("#", 1)[0].split("?", 1)[0]
+                if path and not (root / path).exists():
+                    bad.append(target)
+    return bad
+
+
+def test_anchor_rule_matches_github():
+    text = ("# tfgate\n## Model server: tfgate model-server\n### Metrics (`metrics_listen`)\n"
+            "### Benchmark\n```sh\n# Benchmark\n```\n### Benchmark\n## Walkthrough: raw files to a "
+            "prediction ##\n## [Clients](x.md) & more\n")
+    assert heading_anchors(text) == {
+        "tfgate", "model-server-tfgate-model-server", "metrics-metrics_listen", "benchmark",
+        "benchmark-1", "walkthrough-raw-files-to-a-prediction", "clients--more"}
+
+
+def test_broken_links_are_found(tmp_path):
+    (tmp_path / "here.txt").write_text("x")
+    text = ("# Yes\n## Yes\n[a](#yes) [b](#yes-1) [c](#yes-2) [d](here.txt) [e](gone.png#top)\n"
+            "![f](here.txt) [g](https://example.invalid/x) `[h](#in-code)`\n```\n[i](#in-fence)\n```\n")
+    assert broken_links(text, tmp_path) == ["#yes-2", "gone.png#top"]
+
+
+def test_every_readme_link_resolves():
+    text = (REPO / "README.md").read_text()
+    assert "](#" in text, "no anchor links found: the README or this parser changed"
+    bad = broken_links(text, REPO)
+    assert not bad, f"README links to missing headings or files: {bad}"
