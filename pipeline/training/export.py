@@ -1,5 +1,9 @@
 """SavedModel export: the TF Transform graph and the Keras model in one tf.Module, raw features in.
 
+Every export is checked the way TF Serving will load it: through TensorFlow's session loader (restore
+op, init ops, Session::Run), each warm-up record replayed through its signature and compared with the
+TF2 path. An export that fails that check is never published.
+
 The version directory is written under a hidden temporary name inside the model base path and
 renamed into place only when complete (same filesystem, so the rename is atomic): a server polling
 the base path never sees a half-written version.
@@ -84,14 +88,31 @@ def _nan_to_sparse(values: tf.Tensor) -> tf.SparseTensor:
     )
 
 
-class HousingServing(tf.Module):
-    def __init__(self, model, tft_output):
+class _ServingModule(tf.Module):
+    """The transform layer and the Keras model, tracked so that the session loader restores them.
+
+    Keras 3 wraps each tf.Variable in a keras.Variable. On export, the wrapper writes the inner
+    variable into the graph (the handle the signatures read) and then registers a second, fresh
+    tf.Variable for itself; the checkpoint's restore op fills that copy. TF2's object-graph loader
+    rebinds captures and never notices, but a session (TF Serving, saved_model_cli) reads the
+    inner handle, which nothing restored: "Could not find variable ...". Tracking the inner
+    tf.Variables themselves gives them their own checkpoint entries, restored into the handles the
+    graph reads.
+    """
+
+    def __init__(self, model, tft_output, label: str):
         super().__init__()
         self.model = model
+        self.model_variables = [v.value for v in model.variables]
         self.transform = tft_output.transform_features_layer()
         spec = tft_output.raw_feature_spec()
-        spec.pop(housing.LABEL, None)
+        spec.pop(label, None)
         self._raw_spec = spec
+
+
+class HousingServing(_ServingModule):
+    def __init__(self, model, tft_output):
+        super().__init__(model, tft_output, housing.LABEL)
 
     def _predict(self, raw: dict) -> tf.Tensor:
         transformed = self.transform(raw)
@@ -120,14 +141,9 @@ class HousingServing(tf.Module):
         }
 
 
-class FashionServing(tf.Module):
+class FashionServing(_ServingModule):
     def __init__(self, model, tft_output):
-        super().__init__()
-        self.model = model
-        self.transform = tft_output.transform_features_layer()
-        spec = tft_output.raw_feature_spec()
-        spec.pop(fashion.LABEL, None)
-        self._raw_spec = spec
+        super().__init__(model, tft_output, fashion.LABEL)
         self.class_names = tf.constant(fashion.CLASS_NAMES)
 
     def _probabilities(self, raw: dict) -> tf.Tensor:
@@ -268,10 +284,73 @@ def write_warmup(export_dir: str, logs: list) -> str:
     return path
 
 
+class SessionLoaderError(RuntimeError):
+    """The SavedModel does not run, or runs differently, under TF Serving's loading path."""
+
+
+def _request_feeds(log) -> tuple[str, dict[str, np.ndarray]]:
+    """A warm-up record's signature key and its inputs, as TF Serving would feed them."""
+    kind = log.WhichOneof("log_type")
+    request = getattr(log, kind).request
+    key = request.model_spec.signature_name or "serving_default"
+    if kind == "predict_log":
+        return key, {alias: tf.make_ndarray(proto) for alias, proto in request.inputs.items()}
+    examples = np.array([e.SerializeToString() for e in request.input.example_list.examples], dtype=object)
+    return key, {"inputs": examples}
+
+
+def check_session_loader(export_dir: str, signatures: dict, warmup: list, rtol: float = 1e-6) -> int:
+    """Load export_dir as TF Serving does and replay every warm-up record through its signature.
+
+    Each output must equal the TF2 function's within `rtol` of its largest magnitude (float32
+    rounding: the session runs its own graph optimizations). Returns the number of records replayed.
+    """
+    from tensorflow.python.saved_model import loader_impl
+
+    records = []  # (key, feeds, TF2 outputs), computed eagerly before entering the session's graph
+    for log in warmup:
+        key, feeds = _request_feeds(log)
+        want = signatures[key](**{a: tf.constant(v) for a, v in feeds.items()})
+        records.append((key, feeds, {n: t.numpy() for n, t in want.items()}))
+    with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
+        try:
+            meta = loader_impl.SavedModelLoader(export_dir).load(session, [tf.saved_model.SERVING])
+        except tf.errors.OpError as e:
+            raise SessionLoaderError(f"{export_dir} does not load under the session loader: {e.message}") from None
+        for key, feeds, want in records:
+            sigdef = meta.signature_def[key]
+            names = sorted(sigdef.outputs)
+            try:
+                got = session.run(
+                    [sigdef.outputs[n].name for n in names], {sigdef.inputs[a].name: v for a, v in feeds.items()}
+                )
+            except tf.errors.OpError as e:
+                raise SessionLoaderError(f"signature {key} fails under the session loader: {e.message}") from None
+            for name, value in zip(names, got, strict=True):
+                _check_equal(f"{key}/{name}", value, want[name], rtol)
+    return len(records)
+
+
+def _check_equal(what: str, got: np.ndarray, want: np.ndarray, rtol: float) -> None:
+    if got.shape != want.shape or got.dtype != want.dtype:
+        raise SessionLoaderError(
+            f"{what}: session gives {got.dtype}{list(got.shape)}, TF2 {want.dtype}{list(want.shape)}"
+        )
+    if want.dtype.kind in "fc":
+        scale = float(np.max(np.abs(want))) if want.size else 0.0
+        if not np.allclose(got, want, rtol=rtol, atol=rtol * scale, equal_nan=True):
+            worst = float(np.max(np.abs(got - want)))
+            raise SessionLoaderError(f"{what}: session and TF2 outputs differ by up to {worst:g} (scale {scale:g})")
+    elif not np.array_equal(got, want):
+        raise SessionLoaderError(f"{what}: session and TF2 outputs differ")
+
+
 def save(dataset: str, model, tft_output, export_dir: str, warmup: list) -> None:
-    """Write the complete SavedModel (signatures, method names, warm-up) into export_dir."""
+    """Write the complete SavedModel (signatures, method names, warm-up) into export_dir and check
+    that every warm-up record runs under the session loader exactly as on the TF2 path."""
     module = SERVING_MODULES[dataset](model, tft_output)
     signatures = module.signatures()
     tf.saved_model.save(module, export_dir, signatures=signatures)
     set_method_names(export_dir)
     write_warmup(export_dir, warmup)
+    check_session_loader(export_dir, signatures, warmup)
