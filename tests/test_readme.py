@@ -143,3 +143,57 @@ def test_every_readme_link_resolves():
     assert "](#" in text, "no anchor links found: the README or this parser changed"
     bad = broken_links(text, REPO)
     assert not bad, f"README links to missing headings or files: {bad}"
+
+
+# ----- the gateway's config reference -----------------------------------------------------------
+def _gateway_reference() -> dict:
+    import yaml
+
+    text = (REPO / "README.md").read_text()
+    section = text.split("### Config reference (YAML)", 1)[1]
+    body = re.search(r"^```yaml\n(.*?)^```", section, re.S | re.M).group(1)
+    return yaml.safe_load(body)
+
+
+def test_gateway_config_reference_lists_every_field_with_its_default():
+    import dataclasses
+
+    from serving.gateway import config
+
+    ref = _gateway_reference()
+
+    def compare(cls, node: dict, path: str, defaults: bool) -> None:
+        names = {f.name for f in dataclasses.fields(cls)}
+        assert set(node) == names, f"{path or 'top level'}: README {sorted(node)} vs config.py {sorted(names)}"
+        default = cls()
+        for f in dataclasses.fields(cls):
+            value, sub = node[f.name], getattr(default, f.name)
+            if dataclasses.is_dataclass(sub):
+                compare(type(sub), value, f"{path}{f.name}.", defaults)
+            elif defaults and f.name not in ("listen", "metrics_listen", "models"):
+                assert value == sub, f"{path}{f.name}: README says {value!r}, default is {sub!r}"
+
+    compare(config.GatewayConfig, {**ref, "models": {}}, "", defaults=True)
+    (model,) = ref["models"].values()
+    compare(config.ModelConfig, model, "models.housing.", defaults=False)
+    # Values in the reference are valid ones (class_names is elided there).
+    model["class_names"] = ["a"]
+    cfg = config.validate(config._convert(config.GatewayConfig, ref, ""))
+    assert cfg.models["housing"].split == {"stable": 90, "canary": 10}
+
+
+def test_gateway_env_override_examples_apply(tmp_path):
+    from serving.gateway import config
+
+    path = tmp_path / "gateway.yaml"
+    path.write_text("listen: 127.0.0.1:9000\nmodels: {housing: {targets: ['127.0.0.1:8500'], "
+                    "labels: {stable: 1, canary: 2}}}\n")
+    text = (REPO / "README.md").read_text().split("## Gateway: tfgate gateway", 1)[1]
+    examples = dict(re.findall(r"`(TFGATE_GATEWAY__\w+)='?([^`']+)'?`", text))
+    assert len(examples) >= 4, examples
+    cfg = config.load(path, environ=examples)
+    assert cfg.listen == "0.0.0.0:9000"
+    assert cfg.backend.retry.max_attempts == 2
+    assert cfg.models["housing"].deadline_ms == 500
+    assert cfg.models["housing"].targets == ["10.0.0.1:8500", "10.0.0.2:8500"]
+    assert cfg.models["housing"].split == {"stable": 90, "canary": 10}
