@@ -5,6 +5,12 @@ Like TF Serving's BasicBatchScheduler: a queue per (servable, signature, input l
 when it reaches `max_batch_size` or its oldest task has waited `batch_timeout_micros`; at most
 `num_batch_threads` batches of a queue run at once; a queue holding `max_enqueued_batches` full
 batches answers UNAVAILABLE.
+
+`max_batch_size` bounds a request's rows. With `enable_large_batch_splitting`, an executed batch is
+bounded by `max_execution_batch_size` instead (default `max_batch_size`): a request that does not fit
+the room left in the batch being formed is split, its first rows fill that batch and the rest go to
+the next ones, and the caller gets its outputs merged back in order. Without it a batch is bounded by
+`max_batch_size` and requests are never split.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import asyncio
 import bisect
 import collections
 import dataclasses
+import logging
 import os
 import time
 
@@ -21,6 +28,7 @@ import numpy as np
 from .errors import ServingError, invalid, unavailable
 from .servable import Servable, Signature
 
+log = logging.getLogger("tfgate.model_server")
 
 @dataclasses.dataclass
 class BatchingParameters:
@@ -31,26 +39,55 @@ class BatchingParameters:
     num_batch_threads: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)
     allowed_batch_sizes: list[int] = dataclasses.field(default_factory=list)
     pad_variable_length_inputs: bool = False
+    enable_large_batch_splitting: bool = False
+    max_execution_batch_size: int | None = None  # unset: max_batch_size (used only when splitting)
 
     @classmethod
     def from_dict(cls, d: dict) -> BatchingParameters:
         p = cls()
         for k in ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads",
-                  "allowed_batch_sizes", "pad_variable_length_inputs"):
+                  "allowed_batch_sizes", "pad_variable_length_inputs", "enable_large_batch_splitting",
+                  "max_execution_batch_size"):
             if k in d:
                 setattr(p, k, d[k])
         p.validate()
+        if p.max_execution_batch_size is not None and not p.enable_large_batch_splitting:
+            log.warning("max_execution_batch_size is ignored: it applies only with "
+                        "enable_large_batch_splitting (as in TF Serving)")
         return p
+
+    @property
+    def execution_batch_size(self) -> int:
+        """The most rows one executed batch holds."""
+        if self.enable_large_batch_splitting and self.max_execution_batch_size is not None:
+            return self.max_execution_batch_size
+        return self.max_batch_size
 
     def validate(self) -> None:
         if self.max_batch_size <= 0:
             raise invalid("max_batch_size must be positive")
         if self.num_batch_threads <= 0:
             raise invalid("num_batch_threads must be positive")
-        if self.allowed_batch_sizes:
-            sizes = self.allowed_batch_sizes
-            if any(b <= a for a, b in zip(sizes, sizes[1:], strict=False)):
-                raise invalid("allowed_batch_sizes entries must be monotonically increasing")
+        if self.max_enqueued_batches <= 0:
+            raise invalid("max_enqueued_batches must be positive")
+        if self.batch_timeout_micros < 0:
+            raise invalid("batch_timeout_micros must be non-negative")
+        sizes = self.allowed_batch_sizes
+        if any(b <= a for a, b in zip(sizes, sizes[1:], strict=False)):
+            raise invalid("allowed_batch_sizes entries must be monotonically increasing")
+        if self.enable_large_batch_splitting:
+            # TF Serving's checks (shared_batch_scheduler, batching_session) and their wording.
+            limit = self.execution_batch_size
+            if limit <= 0:
+                raise invalid("max_execution_batch_size must be positive")
+            if limit > self.max_batch_size:
+                raise invalid("When enable_large_batch_splitting is true, max_batch_size (the input batch "
+                              "size limit) must be greater than or equal to max_execution_batch_size; "
+                              f"max_batch_size was {self.max_batch_size}, max_execution_batch_size {limit}")
+            if sizes and sizes[-1] != limit:
+                raise invalid("Last entry in allowed_batch_sizes must be equal to max_execution_batch_size; "
+                              f"last entry was {sizes[-1]}; expected {limit}")
+        elif sizes:
             if sizes[-1] != self.max_batch_size:
                 raise invalid("Last entry in allowed_batch_sizes must match max_batch_size; last entry was "
                               f"{sizes[-1]}; expected {self.max_batch_size}")
@@ -62,6 +99,8 @@ class _Task:
     size: int
     future: asyncio.Future
     enqueued: float
+    # Futures of the leading rows split off into earlier batches, in row order; this task keeps the rest.
+    pieces: list[asyncio.Future] | None = None
 
 
 def _resolve(fut: asyncio.Future) -> None:
@@ -81,12 +120,13 @@ class _Queue:
 
     def put(self, task: _Task) -> None:
         p = self.b.params
-        if self.size + task.size > p.max_enqueued_batches * p.max_batch_size:
+        limit = p.execution_batch_size
+        if self.size + task.size > p.max_enqueued_batches * limit:
             raise unavailable("The batch scheduling queue to which this task was submitted is full")
         self.tasks.append(task)
         self.size += task.size
         # Wake waiting workers only when a batch is full: a wake-up per task costs more than the task.
-        if self.waiters and self.size >= p.max_batch_size:
+        if self.waiters and self.size >= limit:
             for w in self.waiters:
                 if not w.done():
                     w.set_result(None)
@@ -97,11 +137,13 @@ class _Queue:
 
     async def _work(self) -> None:
         p = self.b.params
+        limit = p.execution_batch_size
+        split = p.enable_large_batch_splitting
         loop = asyncio.get_running_loop()
         try:
             while self.tasks:
                 timeout = p.batch_timeout_micros / 1e6
-                while timeout > 0 and self.tasks and self.size < p.max_batch_size:
+                while timeout > 0 and self.tasks and self.size < limit:
                     left = self.tasks[0].enqueued + timeout - time.monotonic()
                     if left <= 0:
                         break
@@ -117,17 +159,37 @@ class _Queue:
                             self.waiters.remove(wake)
                 batch: list[_Task] = []
                 total = 0
-                while self.tasks and total + self.tasks[0].size <= p.max_batch_size:
-                    t = self.tasks.popleft()
-                    self.size -= t.size
+                while self.tasks:
+                    t = self.tasks[0]
                     if t.future.cancelled():  # its caller gave up (deadline, disconnect): skip the work
+                        self.tasks.popleft()
+                        self.size -= t.size
                         continue
+                    room = limit - total
+                    if t.size <= room:
+                        self.tasks.popleft()
+                    elif split and room > 0:
+                        t = self._split_head(t, room, loop)
+                    else:
+                        break
+                    self.size -= t.size
                     batch.append(t)
                     total += t.size
                 if batch:
                     await self._run(batch, total)
         finally:
             self.workers -= 1
+
+    @staticmethod
+    def _split_head(t: _Task, rows: int, loop) -> _Task:
+        """Split `t`'s first `rows` rows off as a task of their own; `t` stays queued with the rest."""
+        piece = _Task({k: v[:rows] for k, v in t.inputs.items()}, rows, loop.create_future(), t.enqueued)
+        t.inputs = {k: v[rows:] for k, v in t.inputs.items()}
+        t.size -= rows
+        if t.pieces is None:
+            t.pieces = []
+        t.pieces.append(piece.future)
+        return piece
 
     async def _run(self, batch: list[_Task], total: int) -> None:
         p = self.b.params
@@ -193,5 +255,30 @@ class Batcher:
         if q is None:
             q = self.queues[key] = _Queue(self, servable, sig)
         fut = asyncio.get_running_loop().create_future()
-        q.put(_Task(inputs, size, fut, time.monotonic()))
-        return await fut
+        task = _Task(inputs, size, fut, time.monotonic())
+        q.put(task)
+        try:
+            out = await fut
+        except BaseException:
+            _abandon(task.pieces)
+            raise
+        if not task.pieces:
+            return out
+        # Split: the pieces hold the leading rows in order, this task's own result the last ones.
+        try:
+            parts = [await f for f in task.pieces]
+        except BaseException:
+            _abandon(task.pieces)
+            raise
+        parts.append(out)
+        return {k: np.concatenate([part[k] for part in parts], axis=0) for k in out}
+
+
+def _abandon(futures: list[asyncio.Future] | None) -> None:
+    """The caller is gone or one piece failed: pieces not yet run are skipped, and failures already
+    recorded are marked as seen (asyncio would log them as never retrieved)."""
+    for f in futures or ():
+        if not f.done():
+            f.cancel()
+        elif not f.cancelled():
+            f.exception()
