@@ -12,6 +12,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 from . import inference
 from .errors import ServingError, invalid
 from .manager import Manager
+from .metrics import UNKNOWN
 
 
 class Core:
@@ -39,8 +40,19 @@ class Core:
             raise
         finally:
             if self.metrics is not None and spec.name:
-                self.metrics.request(spec.name, spec.signature_name or "serving_default", api, status,
-                                     time.monotonic() - t0)
+                self.metrics.request(*self._labels(spec), api, status, time.monotonic() - t0)
+
+    def _labels(self, spec) -> tuple[str, str]:
+        """Metric labels: names the server does not serve share one bucket, so clients cannot grow
+        the number of series."""
+        model = self.manager.models.get(spec.name)
+        if model is None:
+            return UNKNOWN, UNKNOWN
+        sig = spec.signature_name or "serving_default"
+        for v in model.versions.values():
+            if v.servable is not None and sig in v.servable.signatures:
+                return spec.name, sig
+        return spec.name, UNKNOWN
 
     async def predict(self, req):
         async def go():
