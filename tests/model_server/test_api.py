@@ -386,8 +386,53 @@ def test_batching_merges_concurrent_requests(server, grpc_stubs):
     rows = metric(after, name + "_sum", model_name="hp", signature_name="serving_default") - s0
     assert rows == 8
     assert batches < 8, "no two concurrent requests were merged"
-    pad = metric(after, ":tensorflow:serving:batching_session:padding_size_count", model_name="hp")
-    assert pad >= batches
+    pads = metric(after, PADDING + "_count", model_name="hp") - metric(before, PADDING + "_count", model_name="hp")
+    assert pads == batches  # one padding observation per executed batch
+
+
+PROCESSED = ":tensorflow:serving:batching_session:processed_batch_size"
+PADDING = ":tensorflow:serving:batching_session:padding_size"
+
+
+def _batch_deltas(server, send) -> tuple[float, float, float, float]:
+    """(batches, rows, padding observations, padding rows) that `send()` added for model hp."""
+    names = (PROCESSED + "_count", PROCESSED + "_sum", PADDING + "_count", PADDING + "_sum")
+    before = metrics_text(server)
+    send()
+    after = metrics_text(server)
+    return tuple(metric(after, n, model_name="hp", signature_name="serving_default")
+                 - metric(before, n, model_name="hp", signature_name="serving_default") for n in names)
+
+
+def test_batching_pads_a_batch_to_the_next_allowed_size(server, grpc_stubs):
+    pred, _ = grpc_stubs
+    got = {}
+
+    def send():
+        got["y"] = pred.Predict(predict_request("hp", {"x": [0.0, 2.0, 4.0]}, version=1), timeout=30)
+
+    # One request of 3 rows is one batch of 3; allowed sizes 2, 4, 8 pad it to 4: exactly 1 row.
+    assert _batch_deltas(server, send) == (1, 3, 1, 1)
+    assert list(got["y"].outputs["y"].float_val) == [2.0, 3.0, 4.0]  # the padding row is not returned
+
+
+def test_batching_padding_of_concurrent_requests_is_exact(server, grpc_stubs):
+    pred, _ = grpc_stubs
+    barrier = threading.Barrier(3)
+
+    def one(i):
+        barrier.wait()
+        return pred.Predict(predict_request("hp", {"x": [float(i)]}, version=1), timeout=30).outputs["y"].float_val[0]
+
+    def send():
+        with cf.ThreadPoolExecutor(3) as ex:
+            assert list(ex.map(one, range(3))) == [2.0, 2.5, 3.0]
+
+    batches, rows, pads, padding = _batch_deltas(server, send)
+    assert rows == 3 and pads == batches
+    # Three 1-row tasks form {3} (padded to 4), {1, 2} (1 -> 2) or {1, 1, 1} (each 1 -> 2): how the
+    # 20 ms window fell decides the batches, and the batches decide the padding exactly.
+    assert padding == {1: 1, 2: 1, 3: 3}[batches]
 
 
 def test_full_batch_queue_is_unavailable(grpc_stubs):
