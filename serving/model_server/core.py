@@ -9,23 +9,26 @@ import time
 import grpc
 from tensorflow_serving.apis import get_model_metadata_pb2
 
-from . import inference
+from .. import tensor_limits
+from . import inference, tensors
 from .errors import ServingError, invalid
 from .manager import Manager
 from .metrics import UNKNOWN
 
 
 class Core:
-    def __init__(self, manager: Manager, executor, batcher=None, metrics=None):
+    def __init__(self, manager: Manager, executor, batcher=None, metrics=None,
+                 max_tensor_bytes: int = tensor_limits.MAX_MESSAGE_BYTES):
         self.manager = manager
         self.executor = executor
         self.batcher = batcher
         self.metrics = metrics
+        self.max_tensor_bytes = max_tensor_bytes  # --max_request_tensor_bytes (server.py)
 
-    async def _run(self, servable, sig, inputs):
+    async def _run(self, servable, sig, inputs, outputs=None):
         if self.batcher is not None:
             return await self.batcher.run(servable, sig, inputs)
-        return await asyncio.get_running_loop().run_in_executor(self.executor, servable.run, sig, inputs)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, servable.run, sig, inputs, outputs)
 
     async def _timed(self, api: str, spec, coro_fn):
         t0 = time.monotonic()
@@ -56,16 +59,18 @@ class Core:
 
     async def predict(self, req):
         async def go():
+            tensors.check_request(req.inputs, self.max_tensor_bytes)  # before anything is decoded
             v = self.manager.resolve(req.model_spec, req.HasField("model_spec"))
             with self.manager.hold(v) as servable:
                 sig, inputs, wanted = inference.predict_prepare(servable, req)
-                out = await self._run(servable, sig, inputs)
+                out = await self._run(servable, sig, inputs, wanted)
                 return inference.predict_build(servable, sig, out, wanted)
         return await self._timed("predict", req.model_spec, go)
 
     async def _on_examples(self, api: str, req, prepare, build):
         """Classify and Regress: tf.Examples in, one result per example out."""
         async def go():
+            tensors.check_examples(req.input, self.max_tensor_bytes)
             v = self.manager.resolve(req.model_spec, req.HasField("model_spec"))
             with self.manager.hold(v) as servable:
                 sig, inputs = prepare(servable, req.model_spec, req.input)
@@ -82,6 +87,7 @@ class Core:
 
     async def multi_inference(self, req):
         inference.multi_inference_check(req)
+        tensors.check_examples(req.input, self.max_tensor_bytes)  # each task decodes it in turn
         spec = req.tasks[0].model_spec
         v = self.manager.resolve(spec, True)
         with self.manager.hold(v) as servable:

@@ -84,7 +84,7 @@ FLAGS: list[Flag] = [
     _F("per_process_gpu_memory_fraction", float, 0.0, "Fraction that each process occupies of the GPU "
        "memory space the value is between 0.0 and 1.0 (with 0.0 as the default) If 1.0, the server will "
        "allocate all the memory when the server starts, If 0.0, Tensorflow will automatically select a "
-       "value.", False),
+       "value."),
     _F("saved_model_tags", str, "serve", "Comma-separated set of tags corresponding to the meta graph def "
        "to load from SavedModel."),
     _F("grpc_channel_arguments", str, "", "A comma separated list of arguments to be passed to the grpc "
@@ -126,6 +126,10 @@ FLAGS: list[Flag] = [
        "always uses all interfaces; tests use 127.0.0.1)."),
     _F("grpc_shutdown_grace_seconds", float, 30.0, "tfgate only: on SIGTERM, how long in-flight requests "
        "may take to finish before the server exits."),
+    _F("max_request_tensor_bytes", int, 0, "tfgate only: the most bytes one request's input tensors may take "
+       "once decoded (declared elements x dtype size; a string element counts 24 bytes plus its content). A "
+       "larger request is refused with INVALID_ARGUMENT (REST 400) before anything is allocated. 0: the "
+       "largest message the server accepts (2147483647 bytes, as gRPC and REST accept by default)."),
 ]
 BY_NAME = {f.name: f for f in FLAGS}
 

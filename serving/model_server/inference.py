@@ -62,18 +62,6 @@ def check_dtype(sig: Signature, alias: str, dt: int) -> None:
                       f"is provided")
 
 
-def check_shape(sig: Signature, alias: str, shape) -> None:
-    """A tensor must fit the signature's declared shape (rank and known dims); TF functions loaded in
-    Python would otherwise broadcast some mismatches silently."""
-    want = sig.input_dims[alias]
-    if want is None:
-        return
-    if len(want) != len(shape) or any(w >= 0 and w != g for w, g in zip(want, shape, strict=True)):
-        fmt = ",".join("?" if w < 0 else str(w) for w in want)
-        raise invalid(f"input tensor {alias} has shape "
-                      f"[{','.join(map(str, shape))}] but the signature expects [{fmt}]")
-
-
 def check_output_filter(sig: Signature, output_filter) -> list[str]:
     if not output_filter:
         return sig.output_keys
@@ -96,8 +84,8 @@ def predict_prepare(servable: Servable, req: predict_pb2.PredictRequest):
     for alias in sig.input_keys:
         tp = sent[alias]
         check_dtype(sig, alias, tp.dtype)
-        inputs[alias] = arr = tensors.to_numpy(tp, alias)
-        check_shape(sig, alias, arr.shape)
+        # No check against the signature's declared shape: like TF Serving, the graph decides.
+        inputs[alias] = tensors.to_numpy(tp, alias)
     wanted = check_output_filter(sig, req.output_filter)
     return sig, inputs, wanted
 
@@ -113,7 +101,7 @@ def predict_build(servable: Servable, sig: Signature, outputs: dict, wanted: lis
 
 def predict_sync(servable: Servable, req):
     sig, inputs, wanted = predict_prepare(servable, req)
-    return predict_build(servable, sig, servable.run(sig, inputs), wanted)
+    return predict_build(servable, sig, servable.run(sig, inputs, wanted), wanted)
 
 
 # ---- Classify / Regress on serialized tf.Example

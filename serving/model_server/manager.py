@@ -60,6 +60,7 @@ class ManagerOptions:
     num_request_iterations_for_warmup: int = 1
     allow_version_labels_for_unavailable_models: bool = False
     num_load_threads: int = 0
+    session_config: object = None  # tensorflow ConfigProto for every version's Session
 
 
 def list_versions(base_path: str) -> dict[int, str]:
@@ -214,7 +215,7 @@ class Manager:
             log.info("Loading servable: {name: %s version: %d} from %s (attempt %d)", model.name,
                      v.version, v.path, attempt + 1)
             t0 = time.monotonic()
-            servable = Servable(model.name, v.version, v.path, self.opts.tags)
+            servable = Servable(model.name, v.version, v.path, self.opts.tags, self.opts.session_config)
             try:
                 n = await loop.run_in_executor(self._pool, self._load_blocking, servable)
             except Exception as e:  # any load failure is reported in status, never raised to callers
@@ -270,6 +271,8 @@ class Manager:
         s, v.servable = v.servable, None
         for cb in self.on_unload:
             cb(s)
+        if s is not None:
+            s.close()  # drained: no request still runs in its Session
         v.state = State.END
         log.info("Done unloading servable version {name: %s version: %d}", model.name, v.version)
 

@@ -1,53 +1,57 @@
-"""One loaded SavedModel version: its SignatureDefs (read from the SavedModel proto, which keeps
-method names) and its callable signatures (from `tf.saved_model.load`)."""
+"""One loaded SavedModel version, loaded and run the way TF Serving does it.
+
+TensorFlow's session loader (the path of TF Serving's C++ `LoadSavedModel`, `saved_model_cli run` and
+`tf.compat.v1.saved_model.loader.load`): import the MetaGraph for the tags, run the saver's restore
+op, feed the asset paths to the init (main) op and run it. Requests run in that Session through
+callables built from the SignatureDefs' tensor names. A SavedModel that TF Serving cannot load or
+run fails here too, with TensorFlow's own status and message.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
 import os
+import threading
 import time
 
+import grpc
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.protobuf import meta_graph_pb2
+from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
 from tensorflow.python.saved_model import loader_impl
 
-from . import tensors
-from .errors import ServingError, failed_precondition, invalid
-
-try:  # tf.constant minus its dispatch layers: half the cost per input
-    from tensorflow.python.eager import context as _tf_context
-    from tensorflow.python.framework.constant_op import convert_to_eager_tensor as _to_tensor
-
-    def _eager(value):
-        return _to_tensor(value, _tf_context.context())
-except ImportError:  # pragma: no cover - a TensorFlow without these internals
-    _eager = tf.constant
+from .errors import ServingError, code_from_value, failed_precondition, invalid
 
 log = logging.getLogger("tfgate.model_server")
 
 INIT_OP_KEY = "__saved_model_init_op"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MAX_WARMUP_RECORDS = 1000
+MAX_CALLABLES = 64  # per signature: one per distinct output filter, then fetch all and pick
+
+
+def session_config(intra_op: int = 0, inter_op: int = 0, session_parallelism: int = 0,
+                   gpu_memory_fraction: float = 0.0) -> config_pb2.ConfigProto:
+    """The ConfigProto every version's Session gets, from TF Serving's flags of the same names:
+    the specific thread flags win over --tensorflow_session_parallelism; 0 leaves TF's default.
+    Ops land on a visible GPU as in TF Serving's GPU build; the fraction caps its memory."""
+    config = config_pb2.ConfigProto(
+        intra_op_parallelism_threads=intra_op or session_parallelism,
+        inter_op_parallelism_threads=inter_op or session_parallelism)
+    if gpu_memory_fraction > 0:
+        config.gpu_options.per_process_gpu_memory_fraction = gpu_memory_fraction
+    return config
 
 
 @dataclasses.dataclass
 class Signature:
     name: str
     sigdef: meta_graph_pb2.SignatureDef
-    fn: object
     input_keys: list[str]  # sorted
     input_dtypes: dict[str, int]
     output_keys: list[str]  # sorted
-    # Read from `sigdef` once (proto access is slow on the request path): alias -> declared dims
-    # (-1 unknown) or None for unknown rank, and alias -> position in input_keys.
-    input_dims: dict[str, list[int] | None] = dataclasses.field(default_factory=dict)
     input_index: dict[str, int] = dataclasses.field(default_factory=dict)
-    # Fast call: the function's flat argument order and, per argument, (DataType, dims or None);
-    # None when the function's inputs are not a plain set of named tensors.
-    flat_order: list[str] | None = None
-    flat_specs: list[tuple[int, tuple | None]] | None = None
 
     @property
     def method_name(self) -> str:
@@ -55,97 +59,73 @@ class Signature:
 
     def __post_init__(self) -> None:
         self.input_index = {k: i for i, k in enumerate(self.input_keys)}
-        for k, v in self.sigdef.inputs.items():
-            ts = v.tensor_shape
-            self.input_dims[k] = None if ts.unknown_rank else [d.size for d in ts.dim]
-        self.flat_order, self.flat_specs = _flat_signature(self.fn)
-
-
-def _flat_signature(fn):
-    """The positional order in which `fn._call_flat` takes the keyword inputs, with each input's
-    dtype and shape, so a call can skip TF's per-call argument binding; (None, None) if unsure."""
-    try:
-        args, kwargs = fn.structured_input_signature
-        order = list(fn.function_type.parameters)
-        if args or sorted(order) != sorted(kwargs) or len(fn.inputs) != len(order) + len(fn.captured_inputs):
-            return None, None
-        specs = []
-        for k in order:
-            spec = kwargs[k]
-            if type(spec) is not tf.TensorSpec:
-                return None, None
-            dims = None if spec.shape.rank is None else tuple(spec.shape.as_list())
-            specs.append((spec.dtype.as_datatype_enum, dims))
-        return order, specs
-    except Exception:  # not a restored ConcreteFunction of this shape: use the normal call
-        return None, None
-
-
-def _fits(arr: np.ndarray, spec: tuple[int, tuple | None]) -> bool:
-    """What the signature's TensorSpec would accept unchanged (same dtype, compatible shape)."""
-    dt = tensors.DT_OF.get(arr.dtype)
-    if dt is None:
-        dt = tensors.DT.DT_STRING if arr.dtype == object or arr.dtype.kind in "SU" else -1
-    if dt != spec[0]:
-        return False
-    dims = spec[1]
-    if dims is None:
-        return True
-    shape = arr.shape
-    if len(shape) != len(dims):
-        return False
-    for w, g in zip(dims, shape, strict=True):
-        if w is not None and w != g:
-            return False
-    return True
 
 
 def load_error(exc: BaseException) -> ServingError:
     """A load failure as a status for GetModelStatus and logs."""
-    import grpc
-
     if isinstance(exc, ServingError):
         return exc
     if isinstance(exc, tf.errors.OpError):
-        from .errors import code_from_value
-
         return ServingError(code_from_value(exc.error_code), exc.message)
     if isinstance(exc, OSError | FileNotFoundError):
         return ServingError(grpc.StatusCode.NOT_FOUND, str(exc))
     return ServingError(grpc.StatusCode.UNKNOWN, f"{type(exc).__name__}: {exc}")
 
 
+def _tensor_name(info: meta_graph_pb2.TensorInfo, sig: str, alias: str) -> str:
+    if info.WhichOneof("encoding") != "name":
+        # TF Serving's Predict feeds and fetches dense tensors by name only.
+        raise invalid(f"signature {sig}: tensor {alias} is not a dense tensor (encoding "
+                      f"{info.WhichOneof('encoding')}); only named tensors can be fed or fetched")
+    return info.name
+
+
 class Servable:
-    def __init__(self, name: str, version: int, path: str, tags: list[str]):
+    def __init__(self, name: str, version: int, path: str, tags: list[str],
+                 config: config_pb2.ConfigProto | None = None):
         self.name = name
         self.version = version
         self.path = path
         self.tags = tags
+        self.config = config
         self.signatures: dict[str, Signature] = {}
         self.signature_def_map = meta_graph_pb2.MetaGraphDef().signature_def  # replaced on load
-        self._loaded = None
+        self._session: tf.compat.v1.Session | None = None
+        self._callables: dict[tuple[str, tuple[str, ...]], object] = {}
+        self._lock = threading.Lock()
 
     def load(self) -> None:
         saved = loader_impl.parse_saved_model(self.path)
         want = set(self.tags)
-        metas = [m for m in saved.meta_graphs if set(m.meta_info_def.tags) == want]
-        if not metas:
+        if not any(set(m.meta_info_def.tags) == want for m in saved.meta_graphs):
             found = [list(m.meta_info_def.tags) for m in saved.meta_graphs]
             raise ServingError(
-                __import__("grpc").StatusCode.NOT_FOUND,
+                grpc.StatusCode.NOT_FOUND,
                 f"Could not find meta graph def matching supplied tags: {{ {' '.join(sorted(want))} }}. "
                 f"Available tags: {found}")
-        meta = metas[0]
-        self._loaded = tf.saved_model.load(self.path, tags=self.tags)
-        fns = self._loaded.signatures
+        graph = tf.Graph()
+        session = tf.compat.v1.Session(graph=graph, config=self.config)
+        try:
+            with graph.as_default():
+                meta = loader_impl.SavedModelLoader(self.path).load(session, self.tags)
+        except BaseException:
+            session.close()
+            raise
+        graph.finalize()  # nothing is added after load: requests only run what is there
+        self._session = session
         self.signature_def_map = meta.signature_def
         for key, sd in meta.signature_def.items():
-            if key == INIT_OP_KEY or key not in fns:
+            if key == INIT_OP_KEY:
                 continue
             self.signatures[key] = Signature(
-                name=key, sigdef=sd, fn=fns[key],
-                input_keys=sorted(sd.inputs), input_dtypes={k: v.dtype for k, v in sd.inputs.items()},
-                output_keys=sorted(sd.outputs))
+                name=key, sigdef=sd, input_keys=sorted(sd.inputs),
+                input_dtypes={k: v.dtype for k, v in sd.inputs.items()}, output_keys=sorted(sd.outputs))
+
+    def close(self) -> None:
+        session, self._session = self._session, None
+        self._callables.clear()
+        if session is not None:
+            session.close()
 
     def signature(self, name: str) -> Signature:
         sig = self.signatures.get(name or "serving_default")
@@ -153,27 +133,40 @@ class Servable:
             raise failed_precondition(f'Serving signature key "{name or "serving_default"}" not found.')
         return sig
 
-    def run(self, sig: Signature, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Call the signature; TF's complaints about the request's shapes/values are INVALID_ARGUMENT."""
-        try:
-            order = sig.flat_order
-            if order is not None and len(inputs) == len(order) and all(
-                    k in inputs and _fits(inputs[k], spec) for k, spec in zip(order, sig.flat_specs, strict=True)):
-                # Inputs match the TensorSpecs exactly: what the keyword call would pass, minus
-                # its binding and casting (a third of a small model's call time).
-                fn = sig.fn
-                out = fn._call_flat([_eager(inputs[k]) for k in order], fn.captured_inputs)
-            else:
-                out = sig.fn(**{k: tf.constant(v) for k, v in inputs.items()})
-        except tf.errors.InvalidArgumentError as e:
-            raise invalid(e.message.split("\n")[0]) from None
-        except tf.errors.OpError as e:
-            from .errors import code_from_value
+    def _callable(self, sig: Signature, outputs: tuple[str, ...]):
+        key = (sig.name, outputs)
+        fn = self._callables.get(key)
+        if fn is not None:
+            return fn
+        with self._lock:
+            fn = self._callables.get(key)
+            if fn is None:
+                if self._session is None:
+                    raise ServingError(grpc.StatusCode.UNAVAILABLE, f"{self.name} version {self.version} is unloaded")
+                options = config_pb2.CallableOptions(
+                    feed=[_tensor_name(sig.sigdef.inputs[k], sig.name, k) for k in sig.input_keys],
+                    fetch=[_tensor_name(sig.sigdef.outputs[k], sig.name, k) for k in outputs])
+                # The C++ callable, as TF Serving's Session::Run: the graph decides which shapes it
+                # takes (Python's Session.run would refuse a feed that differs from the placeholder).
+                fn = self._session._make_callable_from_options(options)
+                self._callables[key] = fn
+        return fn
 
-            raise ServingError(code_from_value(e.error_code), e.message.split("\n")[0]) from None
+    def run(self, sig: Signature, inputs: dict[str, np.ndarray],
+            outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Run the signature on inputs keyed by alias; `outputs` picks the fetched aliases (all by
+        default). TensorFlow's complaints come back with its status code and message."""
+        names = tuple(outputs) if outputs else tuple(sig.output_keys)
+        if names != tuple(sig.output_keys) and sum(k[0] == sig.name for k in self._callables) >= MAX_CALLABLES:
+            return {k: v for k, v in self.run(sig, inputs).items() if k in names}
+        fn = self._callable(sig, names)
+        try:
+            values = fn(*[inputs[k] for k in sig.input_keys])
+        except tf.errors.OpError as e:
+            raise ServingError(code_from_value(e.error_code), e.message.rstrip()) from None
         except (TypeError, ValueError) as e:
             raise invalid(str(e).split("\n")[0]) from None
-        return {k: v.numpy() for k, v in out.items()}
+        return dict(zip(names, values, strict=True))
 
     # Warm-up: TF Serving's format is a TFRecord file of PredictionLog protos.
     def warmup(self, iterations: int) -> int:

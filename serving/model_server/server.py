@@ -53,6 +53,27 @@ def build_config(opts):
     return cfg
 
 
+REST_MAX_BODY = 2**31 - 1  # the REST body limit (aiohttp's client_max_size), as large as gRPC's default
+
+
+def max_tensor_bytes(opts) -> int:
+    """--max_request_tensor_bytes, or by default the largest message the server accepts: gRPC's max
+    receive length (2 GiB - 1 unless --grpc_channel_arguments lowers it) and, with REST on, its body limit.
+
+    Why 1x and not more: an honest request decodes to about its own size, so this only refuses shapes
+    the bytes do not carry (TensorFlow fills any shape from one value). 2 GiB - 1 is protobuf's ceiling,
+    not a memory budget: even 2x would let a request of a few bytes claim 4 GB (issue 13 saw 23 GB and
+    the OOM killer). Deployments that know their models set the flag lower."""
+    if opts.max_request_tensor_bytes < 0:
+        raise StartError("--max_request_tensor_bytes must be >= 0 (0: the largest message accepted)")
+    if opts.max_request_tensor_bytes:
+        return opts.max_request_tensor_bytes
+    grpc_max = dict(_channel_args(opts.grpc_channel_arguments)).get("grpc.max_receive_message_length", -1)
+    if not isinstance(grpc_max, int) or not 0 <= grpc_max <= REST_MAX_BODY:  # -1: unlimited
+        grpc_max = REST_MAX_BODY
+    return max(grpc_max, REST_MAX_BODY if opts.rest_api_port else 0)
+
+
 def _read_opt(path: str, schema, type_name: str) -> dict:
     from . import textproto
 
@@ -86,6 +107,8 @@ async def serve(opts, cfg) -> int:
         if prom.get("enable"):
             metrics_path = prom.get("path") or "/monitoring/prometheus/metrics"
     metrics = Metrics() if metrics_path else None
+    tensor_bytes = max_tensor_bytes(opts)
+    log.info("A request's tensors may take up to %d bytes decoded (--max_request_tensor_bytes)", tensor_bytes)
 
     batcher = None
     executor = ThreadPoolExecutor(max(4, 2 * (os.cpu_count() or 1)), thread_name_prefix="run")
@@ -98,7 +121,7 @@ async def serve(opts, cfg) -> int:
             params = BatchingParameters.from_dict(raw)
         except ServingError as e:
             raise StartError(f"INVALID_ARGUMENT: {e.message}") from None
-        batcher = Batcher(params, executor, metrics)
+        batcher = Batcher(params, executor, metrics, max_pad_bytes=tensor_bytes)
         log.info("Batching enabled: %s", params)
 
     manager = Manager(ManagerOptions(
@@ -110,6 +133,7 @@ async def serve(opts, cfg) -> int:
         num_request_iterations_for_warmup=opts.num_request_iterations_for_warmup,
         allow_version_labels_for_unavailable_models=opts.allow_version_labels_for_unavailable_models,
         num_load_threads=opts.num_load_threads,
+        session_config=_session_config(opts),
     ), metrics)
     if batcher is not None:
         manager.on_unload.append(batcher.drop)
@@ -124,7 +148,7 @@ async def serve(opts, cfg) -> int:
                 raise StartError(f"{errs[0].code.name}: {errs[0].message}")
     manager.start_polling()
 
-    core = Core(manager, executor, batcher, metrics)
+    core = Core(manager, executor, batcher, metrics, max_tensor_bytes=tensor_bytes)
     options = [("grpc.max_receive_message_length", 2**31 - 1), ("grpc.max_send_message_length", 2**31 - 1),
                ("grpc.so_reuseport", 0)]
     extra = _channel_args(opts.grpc_channel_arguments)
@@ -162,8 +186,9 @@ async def serve(opts, cfg) -> int:
             raise StartError("server_options.grpc_port cannot be the same as server_options.http_port. "
                              "Please use a different port for HTTP/REST API. Skipped exporting HTTP/REST "
                              "API.")
-        rest = Rest(core, opts.rest_api_timeout_in_ms, metrics, metrics_path, opts.rest_api_enable_cors_support)
-        runner = web.AppRunner(rest.app(client_max_size=2**31 - 1), access_log=None,
+        rest = Rest(core, opts.rest_api_timeout_in_ms, metrics, metrics_path, opts.rest_api_enable_cors_support,
+                    max_tensor_bytes=tensor_bytes)
+        runner = web.AppRunner(rest.app(client_max_size=REST_MAX_BODY), access_log=None,
                                shutdown_timeout=opts.grpc_shutdown_grace_seconds)
         await runner.setup()
         await web.TCPSite(runner, opts.bind_address, opts.rest_api_port).start()
@@ -224,15 +249,18 @@ async def _poll_config(manager, opts) -> None:
             log.error("Failed to apply model config from %s: %s", opts.model_config_file, e)
 
 
-def _setup_threads(opts) -> None:
+def _session_config(opts):
     import tensorflow as tf
 
-    intra = opts.tensorflow_intra_op_parallelism or opts.tensorflow_session_parallelism
-    inter = opts.tensorflow_inter_op_parallelism or opts.tensorflow_session_parallelism
-    if intra > 0:
-        tf.config.threading.set_intra_op_parallelism_threads(intra)
-    if inter > 0:
-        tf.config.threading.set_inter_op_parallelism_threads(inter)
+    from .servable import session_config
+
+    config = session_config(opts.tensorflow_intra_op_parallelism, opts.tensorflow_inter_op_parallelism,
+                            opts.tensorflow_session_parallelism, opts.per_process_gpu_memory_fraction)
+    gpus = tf.config.list_physical_devices("GPU")
+    log.info("Session config: intra_op=%d inter_op=%d gpu_memory_fraction=%g; visible GPUs: %d",
+             config.intra_op_parallelism_threads, config.inter_op_parallelism_threads,
+             config.gpu_options.per_process_gpu_memory_fraction, len(gpus))
+    return config
 
 
 def main(argv: list[str]) -> int:
@@ -259,7 +287,6 @@ def main(argv: list[str]) -> int:
             raise StartError("INVALID_ARGUMENT: Batching parameters file specified but batching is not "
                              "enabled (--enable_batching)")
         cfg = build_config(opts)
-        _setup_threads(opts)
         from .. import event_loop
 
         return event_loop.run(serve(opts, cfg))

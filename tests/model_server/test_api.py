@@ -242,7 +242,9 @@ ERRORS = [
     ("bad output filter", lambda: predict_request("hp", {"x": [1.0]}, output_filter=["nope"]),
      grpc.StatusCode.INVALID_ARGUMENT,
      "output tensor alias not found in signature: nope Outputs expected to be in the set {y}."),
-    ("wrong shape", lambda: predict_request("hp", {"x": np.ones([2, 2], np.float32)}),
+    # Shapes are the graph's to judge, as in TF Serving: a+b of [2,3] and [2,2] fails in the session.
+    ("shapes the graph refuses", lambda: predict_request(
+        "hp", {"a": np.ones([2, 3], np.float32), "b": np.ones([2, 2], np.float32)}, signature="two_inputs"),
      grpc.StatusCode.INVALID_ARGUMENT, None),
 ]
 
@@ -255,6 +257,8 @@ def test_predict_errors(grpc_stubs, make, code, message):
     assert e.value.code() == code, e.value.details()
     if message is not None:
         assert e.value.details() == message
+    elif make is ERRORS[-1][1]:  # TensorFlow's own message, as TF Serving passes it on
+        assert e.value.details().startswith("Incompatible shapes: [2,3] vs. [2,2]"), e.value.details()
 
 
 def test_other_api_errors(grpc_stubs):
