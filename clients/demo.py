@@ -8,6 +8,7 @@ report → servers stopped. A failing stage stops the run with its message and l
 from __future__ import annotations
 
 import csv
+import importlib.resources
 import json
 import signal
 import subprocess
@@ -21,15 +22,28 @@ import typer
 
 from clients.console import console, fail, quiet_library_logs
 
-REPO = Path(__file__).resolve().parent.parent
-BUNDLED_HOUSING = REPO / "data" / "housing" / "housing.csv"
-BUNDLED_FASHION = REPO / "data" / "fashion-mnist"
-FASHION_TEST_IMAGES = BUNDLED_FASHION / "t10k-images-idx3-ubyte.gz"
-FASHION_TEST_LABELS = BUNDLED_FASHION / "t10k-labels-idx1-ubyte.gz"
+HOUSING_CSV = ("housing", "housing.csv")
+FASHION_DIR = ("fashion-mnist",)
+FASHION_TEST_IMAGES = ("fashion-mnist", "t10k-images-idx3-ubyte.gz")
+FASHION_TEST_LABELS = ("fashion-mnist", "t10k-labels-idx1-ubyte.gz")
 LATENCY_REQUESTS = 300
 # Served and offline metrics come from two graphs (SavedModel on raw rows vs Keras on transformed
 # rows) that agree to ~1e-6 relative; dollars metrics may differ by that much, accuracy not at all.
 HOUSING_METRIC_RTOL = 1e-4
+
+
+def bundled(parts: tuple[str, ...]) -> Path:
+    """A file of the sample data. A wheel ships data/ as package data in tfgate/data (pyproject.toml
+    maps it); an editable install maps only code, so a source checkout reads its own data/."""
+    packaged = Path(str(importlib.resources.files("tfgate"))) / "data"
+    checkout = Path(__file__).resolve().parent.parent / "data"
+    for root in (packaged, checkout):
+        if root.joinpath(*parts).exists():
+            return root.joinpath(*parts)
+    raise FileNotFoundError(
+        f"sample data {'/'.join(parts)} is neither in {packaged} nor in {checkout}; reinstall tfgate "
+        "(the wheel ships it) or run from a source checkout"
+    )
 
 
 @dataclass
@@ -49,7 +63,7 @@ class DemoRun:
 def stage_pipeline(run: DemoRun) -> None:
     from pipeline import beam_pipeline
 
-    for dataset, source in (("housing", BUNDLED_HOUSING), ("fashion", BUNDLED_FASHION)):
+    for dataset, source in (("housing", bundled(HOUSING_CSV)), ("fashion", bundled(FASHION_DIR))):
         stats = beam_pipeline.run(dataset, str(source), str(run.path(dataset)))
         run.results.setdefault("pipeline", {})[dataset] = stats
         splits = ", ".join(f"{k} {v:,}" for k, v in stats["splits"].items())
@@ -120,7 +134,7 @@ def housing_test_rows(target: Path) -> int:
     """Write the raw rows of the pipeline's test split (same validation, same hash) as a CSV."""
     from pipeline import beam_pipeline, housing
 
-    with BUNDLED_HOUSING.open() as source, target.open("w") as out:
+    with bundled(HOUSING_CSV).open() as source, target.open("w") as out:
         out.write(next(source))
         count = 0
         for line in source:
@@ -165,9 +179,9 @@ def stage_predict(run: DemoRun) -> None:
         "classify",
         "fashion",
         "--idx",
-        str(FASHION_TEST_IMAGES),
+        str(bundled(FASHION_TEST_IMAGES)),
         "--labels",
-        str(FASHION_TEST_LABELS),
+        str(bundled(FASHION_TEST_LABELS)),
         "--top-k",
         "3",
     )
@@ -239,7 +253,7 @@ def stage_report(run: DemoRun) -> None:
     from clients import report
     from pipeline import fashion
 
-    with gzip.open(FASHION_TEST_IMAGES) as handle:
+    with gzip.open(bundled(FASHION_TEST_IMAGES)) as handle:
         images = np.frombuffer(handle.read(), np.uint8, offset=16).reshape(-1, 28, 28)[:24]
     name = fashion.CLASS_NAMES
     rejected = {}
@@ -278,8 +292,9 @@ STAGES: list[tuple[str, Callable[[DemoRun], None]]] = [
 
 
 def _rel(path: Path) -> str:
+    """`path` as the user would type it from here: relative inside the current folder, else absolute."""
     try:
-        return str(path.relative_to(REPO))
+        return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
 
@@ -320,7 +335,7 @@ def demo_command(
         if serve:
             console.print(
                 f"serving; try:\n  tfgate models --target {run.gateway_target}\n"
-                f"  tfgate classify fashion --idx {_rel(FASHION_TEST_IMAGES)} --target {run.gateway_target}"
+                f"  tfgate classify fashion --idx {_rel(bundled(FASHION_TEST_IMAGES))} --target {run.gateway_target}"
                 " --top-k 3\nCtrl-C stops the servers."
             )
             try:

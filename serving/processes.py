@@ -17,7 +17,6 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
 MODEL_SERVER_READY = "tfgate model-server ready"
 
 
@@ -89,7 +88,8 @@ class GatewayProcess(ServerProcess):
 def _spawn(cmd: list[str], log_path: Path, env: dict[str, str] | None) -> subprocess.Popen:
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     with open(log_path, "wb") as log:
-        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=REPO)
+        # The caller's working folder: relative paths in `cmd` mean what the caller meant (also from a wheel).
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env)
 
 
 def _wait(server: ServerProcess, ready, timeout: float, what: str) -> None:
