@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.error
 import urllib.request
 
 import grpc
 import numpy as np
+import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import (
     classification_pb2,
@@ -104,3 +106,14 @@ def metric(text: str, name: str, **labels) -> float:
         if all(got.get(k) == str(v) for k, v in labels.items()):
             total += float(m.group(4))
     return total
+
+
+def wait_for(cond, timeout: float = 60, what: str = ""):
+    """cond()'s first truthy value, polled every 0.2 s; fails the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = cond()
+        if got:
+            return got
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}")

@@ -14,7 +14,7 @@ from tensorflow_serving.apis import get_model_status_pb2, model_management_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
 from tests.model_server import models
-from tests.model_server.helpers import http, predict_request, stubs
+from tests.model_server.helpers import http, predict_request, stubs, wait_for
 
 State = get_model_status_pb2.ModelVersionStatus.State
 
@@ -50,16 +50,6 @@ def status(model, name: str) -> dict[int, tuple[int, str]]:
     except grpc.RpcError:
         return {}
     return {s.version: (s.state, s.status.error_message) for s in resp.model_version_status}
-
-
-def wait_for(cond, timeout: float = 60, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def test_new_version_published_under_load_fails_no_request(env):
