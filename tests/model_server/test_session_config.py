@@ -1,0 +1,36 @@
+"""The Session every version runs in gets TF Serving's thread and GPU flags (no GPU here: the
+config is what is checked; ops land on a visible GPU by TensorFlow's placement, as in TF Serving)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from serving.model_server import flags
+from serving.model_server.servable import Servable, session_config
+from serving.model_server.server import _session_config
+from tests.model_server import models
+
+
+def test_flags_become_the_session_config():
+    opts = flags.parse(["--model_base_path=/m", "--per_process_gpu_memory_fraction=0.4",
+                        "--tensorflow_intra_op_parallelism=3", "--tensorflow_session_parallelism=2"])
+    config = _session_config(opts)
+    assert config.gpu_options.per_process_gpu_memory_fraction == 0.4
+    # The specific flag wins; session_parallelism fills the one not given.
+    assert (config.intra_op_parallelism_threads, config.inter_op_parallelism_threads) == (3, 2)
+    default = session_config()
+    assert default.gpu_options.per_process_gpu_memory_fraction == 0.0  # TF chooses
+    assert (default.intra_op_parallelism_threads, default.inter_op_parallelism_threads) == (0, 0)
+
+
+def test_each_version_session_is_built_with_it(tmp_path):
+    path = models.make_half_plus(tmp_path, 1)
+    config = session_config(intra_op=1, inter_op=1, gpu_memory_fraction=0.25)
+    servable = Servable("hp", 1, path, ["serve"], config)
+    servable.load()
+    try:
+        assert servable._session._config == config
+        sig = servable.signature("serving_default")
+        assert servable.run(sig, {"x": np.array([2.0], np.float32)})["y"].tolist() == [3.0]
+    finally:
+        servable.close()
