@@ -238,6 +238,12 @@ CASES = [
     Case("(f) floor: bare gRPC echo", "echo", "grpc", (1, 8, 64)),
     Case("(g) floor: bare gRPC proxy to (b)", "proxy", "grpc", (1, 8, 64)),
 ]
+# With --baseline SRC: (b) and (c) served from another source tree (an earlier commit), interleaved
+# with the current ones, so a change to the request path is judged within one run.
+BASELINE_CASES = [
+    Case("(b) baseline, no batching", "server_base", "grpc", (1, 8, 64)),
+    Case("(c) baseline, batching", "batching_base", "grpc", (1, 8, 64)),
+]
 
 
 def start_floor(mode: str, workdir: Path, target: str | None = None) -> Target:
@@ -256,17 +262,22 @@ def start_floor(mode: str, workdir: Path, target: str | None = None) -> Target:
     return Target(mode, f"127.0.0.1:{port}", None, server.stop)
 
 
-def start_targets(bases: dict[str, str], workdir: Path, cases: str = "abcdefg") -> dict[str, Target]:
+def start_targets(bases: dict[str, str], workdir: Path, cases: str = "abcdefg",
+                  baseline: str | None = None) -> dict[str, Target]:
     from serving.processes import model_config_text, start_model_server
 
     config = model_config_text(bases)
     (workdir / "batching.config").write_text(BATCHING_PARAMS)
     targets = {"in_process": Target("in_process")}
-    for name, flags in (("server", []), ("batching", ["--enable_batching",
-                                                      f"--batching_parameters_file={workdir / 'batching.config'}"])):
-        if name == "batching" and "c" not in cases:
+    servers = [("server", [], None), ("batching", ["--enable_batching",
+                                                   f"--batching_parameters_file={workdir / 'batching.config'}"], None)]
+    if baseline:  # the same servers from the baseline tree: its packages come first on the path
+        env = {**os.environ, "PYTHONPATH": str(Path(baseline).resolve())}
+        servers += [(f"{name}_base", flags, env) for name, flags, _ in servers]
+    for name, flags, env in servers:
+        if name.startswith("batching") and "c" not in cases:
             continue
-        s = start_model_server(workdir / name, model_config=config, flags=flags)
+        s = start_model_server(workdir / name, model_config=config, flags=flags, env=env)
         targets[name] = Target(name, s.grpc_target, s.rest_url, s.stop)
     if {"d", "e"} & set(cases):  # the gateway in front of (b), default settings (access log on)
         from tests.gateway.helpers import Gateway
@@ -300,14 +311,16 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3, help="runs per case; the median is reported (default 3)")
     ap.add_argument("--out", default=str(RESULTS / "serving.json"))
     ap.add_argument("--cases", default="a,b,c,d,e,f,g", help="letters of the cases to run (default all)")
+    ap.add_argument("--baseline", help="a source tree of an earlier tfgate (e.g. a `git worktree`): its (b) and (c) "
+                                       "run beside the current ones")
     args = ap.parse_args()
-    cases = [c for c in CASES if c.name[1] in args.cases.replace(",", "")]
+    cases = [c for c in CASES + (BASELINE_CASES if args.baseline else []) if c.name[1] in args.cases.replace(",", "")]
     bases = {"housing": args.housing, "fashion": args.fashion}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the servers
     for b in bases.values():
         latest_version_dir(b)
     with tempfile.TemporaryDirectory() as tmp:
-        targets = start_targets(bases, Path(tmp), "".join(c.name[1] for c in cases))
+        targets = start_targets(bases, Path(tmp), "".join(c.name[1] for c in cases), args.baseline)
         try:
             # Every case at one concurrency back to back, repeated: ratios compare runs minutes
             # apart otherwise, and this shared box drifts by tens of percent between minutes.
@@ -333,11 +346,37 @@ def main() -> int:
                     t.stop()
     report = {"duration_s": args.duration, "repeat": args.repeat, "cpus": os.cpu_count(), "results": results,
               "targets": check_targets(results)}
+    if args.baseline:
+        report["baseline"] = {"source": args.baseline, "commit": _commit_of(args.baseline),
+                              "against_current": against_baseline(results)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     plot(results, Path(args.out).with_name(Path(args.out).stem + "_latency.png"))
-    print(json.dumps(report["targets"], indent=2))
+    print(json.dumps({k: report[k] for k in ("targets", "baseline") if k in report}, indent=2))
     return 0
+
+
+def _commit_of(tree: str) -> str | None:
+    done = subprocess.run(["git", "-C", tree, "rev-parse", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() or None
+
+
+def against_baseline(results) -> dict:
+    """Current over baseline, same run: p50 at c=1 (per-request cost; < 1 is faster) and QPS at
+    c=64 (> 1 is more), without and with batching."""
+    out = {}
+    for model in sorted({r["model"] for r in results}):
+        for now, base in (("(b) server, no batching", "(b) baseline, no batching"),
+                          ("(c) server, batching", "(c) baseline, batching")):
+            pairs = {c: (_find(results, model, now, "grpc", c), _find(results, model, base, "grpc", c))
+                     for c in (1, 64)}
+            if not all(a and b for a, b in pairs.values()):
+                continue
+            (n1, b1), (n64, b64) = pairs[1], pairs[64]
+            out[f"{model}: {now}"] = {
+                "p50_ms_c1": [n1["p50_ms"], b1["p50_ms"]], "p50_ratio_c1": round(n1["p50_ms"] / b1["p50_ms"], 3),
+                "qps_c64": [n64["qps"], b64["qps"]], "qps_ratio_c64": round(n64["qps"] / b64["qps"], 3)}
+    return out
 
 
 def _find(results, model, case, transport, c):
