@@ -68,10 +68,12 @@ class BatchingParameters:
             raise invalid("max_batch_size must be positive")
         if self.num_batch_threads <= 0:
             raise invalid("num_batch_threads must be positive")
+        if self.max_enqueued_batches == 0 and not self.enable_large_batch_splitting:
+            self.max_enqueued_batches = 1  # TF Serving's rewrite: models with 0 here kept working
         if self.max_enqueued_batches <= 0:
-            raise invalid("max_enqueued_batches must be positive")
+            raise invalid(f"max_enqueued_batches must be positive; was {self.max_enqueued_batches}")
         if self.batch_timeout_micros < 0:
-            raise invalid("batch_timeout_micros must be non-negative")
+            raise invalid(f"batch_timeout_micros must be non-negative; was {self.batch_timeout_micros}")
         sizes = self.allowed_batch_sizes
         if any(b <= a for a, b in zip(sizes, sizes[1:], strict=False)):
             raise invalid("allowed_batch_sizes entries must be monotonically increasing")
