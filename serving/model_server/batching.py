@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 
+from ..tensor_limits import MAX_MESSAGE_BYTES, array_bytes
 from .errors import ServingError, invalid, unavailable
 from .servable import Servable, Signature
 
@@ -199,6 +200,11 @@ class _Queue:
         target = total
         if p.allowed_batch_sizes:
             target = p.allowed_batch_sizes[bisect.bisect_left(p.allowed_batch_sizes, total)]
+            # Padding copies a row: never more bytes of it than one request may decode (issue 13); a
+            # batch that would need more runs at its real size.
+            row = sum(array_bytes(batch[0].inputs[k][:1]) for k in self.sig.input_keys)
+            if (target - total) * row > self.b.max_pad_bytes:
+                target = total
         merged = {}
         for k in self.sig.input_keys:
             parts = [t.inputs[k] for t in batch]
@@ -229,10 +235,12 @@ class _Queue:
 
 
 class Batcher:
-    def __init__(self, params: BatchingParameters, executor, metrics=None):
+    def __init__(self, params: BatchingParameters, executor, metrics=None,
+                 max_pad_bytes: int = MAX_MESSAGE_BYTES):
         self.params = params
         self.executor = executor
         self.metrics = metrics
+        self.max_pad_bytes = max_pad_bytes  # --max_request_tensor_bytes
         self.queues: dict[tuple, _Queue] = {}
 
     def drop(self, servable: Servable) -> None:

@@ -6,12 +6,11 @@ Responses carry typed values (`float_val`, ...) as TF Serving does, or `tensor_c
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from tensorflow.core.framework import tensor_pb2, types_pb2
 
-from .errors import invalid
+from .. import tensor_limits as limits
+from .errors import ServingError, invalid
 
 DT = types_pb2
 NP_OF = {
@@ -50,22 +49,46 @@ def dtype_of_array(arr: np.ndarray) -> int:
         raise invalid(f"unsupported dtype {arr.dtype}") from None
 
 
+def _refuse(alias: str, e: limits.LimitError) -> ServingError:
+    # TF Serving's own words for a malformed tensor come first, then what is wrong with it.
+    return invalid(f"input {alias}: {e}" if e.oversize else f"tensor parsing error: {alias}: {e}")
+
+
+def check_request(inputs, max_bytes: int) -> None:
+    """Refuse a Predict whose input tensors would take more than `max_bytes` once decoded (declared
+    elements x dtype size, strings with their content), or whose values do not fit their shapes,
+    before any tensor is decoded."""
+    budget = limits.Budget(max_bytes, "--max_request_tensor_bytes")
+    for alias in sorted(inputs):
+        try:
+            limits.check_tensor_proto(inputs[alias], budget)
+        except limits.LimitError as e:
+            raise _refuse(alias, e) from None
+
+
+def check_examples(inp, max_bytes: int) -> None:
+    """The same for the string tensor a Classify/Regress/MultiInference `input` becomes."""
+    try:
+        limits.check_examples(inp, limits.Budget(max_bytes, "--max_request_tensor_bytes"))
+    except limits.LimitError as e:
+        raise invalid(f"input: {e}") from None
+
+
 def to_numpy(tp: tensor_pb2.TensorProto, alias: str = "") -> np.ndarray:
-    """Decode a request tensor; a malformed one is the client's mistake (INVALID_ARGUMENT)."""
+    """Decode a request tensor; a malformed one is the client's mistake (INVALID_ARGUMENT).
+    Sizes are checked before this (`check_request`); the value count rule is enforced here too."""
     dt = tp.dtype
     npdt = NP_OF.get(dt)
     if npdt is None:
         raise invalid(f"tensor parsing error: {alias}")
     shape = [d.size for d in tp.tensor_shape.dim]
-    if any(s < 0 for s in shape):
-        raise invalid(f"tensor parsing error: {alias}")
-    n = math.prod(shape)  # Python ints: no overflow, and ~10x cheaper than np.prod for short lists
     try:
+        n = limits.element_count(shape)
         if dt != DT.DT_STRING and (content := tp.tensor_content):
-            arr = np.frombuffer(content, dtype=npdt)
-            if arr.size != n:
-                raise ValueError
-            return arr.reshape(shape)
+            if len(content) != n * np.dtype(npdt).itemsize:
+                raise limits.LimitError(f"shape {limits.dims_text(shape)} of {dtype_name(dt)} needs "
+                                        f"{n * np.dtype(npdt).itemsize} bytes of tensor_content, got {len(content)}")
+            return np.frombuffer(content, dtype=npdt).reshape(shape)
         if dt == DT.DT_STRING:
             vals = np.empty(len(tp.string_val), dtype=object)
             vals[:] = list(tp.string_val)
@@ -73,21 +96,20 @@ def to_numpy(tp: tensor_pb2.TensorProto, alias: str = "") -> np.ndarray:
             vals = np.asarray(tp.half_val, dtype=np.uint16).view(np.float16)
         elif dt in (DT.DT_COMPLEX64, DT.DT_COMPLEX128):
             raw = np.asarray(getattr(tp, _FIELD[dt]), dtype=np.float64)
+            if raw.size % 2:
+                raise limits.LimitError(f"{_FIELD[dt]} holds {raw.size} numbers, not (real, imaginary) pairs")
             vals = (raw[0::2] + 1j * raw[1::2]).astype(npdt)
         else:
             vals = np.asarray(getattr(tp, _FIELD[dt]), dtype=npdt)
+        limits.check_value_count(n, vals.size)
         if vals.size == n:
             return vals.reshape(shape)
-        if vals.size == 0:
-            out = np.empty(n, dtype=npdt)
-            out[:] = b"" if dt == DT.DT_STRING else 0
-            return out.reshape(shape)
-        if vals.size < n:  # TensorFlow repeats the last value to fill the shape
-            out = np.empty(n, dtype=npdt)
-            out[: vals.size] = vals
-            out[vals.size:] = vals[-1]
-            return out.reshape(shape)
-        raise ValueError
+        # None: zeros (empty strings); one: TensorFlow repeats it over the shape.
+        out = np.empty(n, dtype=npdt)
+        out[:] = vals[0] if vals.size else (b"" if dt == DT.DT_STRING else 0)
+        return out.reshape(shape)
+    except limits.LimitError as e:
+        raise _refuse(alias, e) from None
     except (ValueError, OverflowError):
         raise invalid(f"tensor parsing error: {alias}") from None
 
