@@ -1,7 +1,7 @@
 """Serving benchmark: batch-1 Predict on the housing and fashion models.
 
 Cases (each a `Case` run against a `Target`; add cases to `CASES`, e.g. the gateway's):
-  (a) in_process   the serving signature called in a loop in the load process (the limit)
+  (a) in_process   the serving signature run as the server runs it, in a loop in the load process (the limit)
   (b) server       `tfgate model-server` without batching, gRPC
   (c) batching     `tfgate model-server --enable_batching`, gRPC
   (b/c) + REST     the same servers over REST, at concurrency 8
@@ -180,28 +180,31 @@ def run_load(kind: str, address: str, model: str, concurrency: int, duration: fl
 
 
 @functools.cache
-def _signature(model_dir: str):
-    import tensorflow as tf
+def _servable(model_dir: str, model: str):
+    """The version loaded as the model server loads it (session loader), minus the server."""
+    from serving.model_server.servable import Servable
 
-    return tf.saved_model.load(model_dir).signatures["serving_default"]
+    servable = Servable(model, int(Path(model_dir).name), model_dir, ["serve"])
+    servable.load()
+    return servable
 
 
 def in_process(model_dir: str, model: str, concurrency: int, duration: float) -> dict:
-    """(a) the limit: the serving signature called in a loop, `concurrency` threads, no RPC."""
+    """(a) the limit: the serving signature run in the server's own way, in a loop, `concurrency`
+    threads, no RPC."""
     import concurrent.futures as cf
 
-    import tensorflow as tf
-
-    fn = _signature(model_dir)
-    feed = {k: tf.constant(v) for k, v in inputs_for(model).items()}
+    servable = _servable(model_dir, model)
+    sig = servable.signature("serving_default")
+    feed = inputs_for(model)
     for _ in range(20):
-        fn(**feed)
+        servable.run(sig, feed)
     t_end = time.monotonic() + duration
 
     def loop():
         lat = []
         while (now := time.monotonic()) < t_end:
-            {k: v.numpy() for k, v in fn(**feed).items()}
+            servable.run(sig, feed)
             lat.append(time.monotonic() - now)
         return lat
 
