@@ -84,6 +84,7 @@ class ModelConfig:
     deadline_ms: int = 10_000
     max_records: int = 1024
     max_message_bytes: int = 16 * 1024 * 1024
+    max_tensor_bytes: int = 0  # a request's tensors once decoded; 0: 16 x max_message_bytes (validate)
     signature_name: str = "serving_default"
     labels: dict[str, int] = field(default_factory=dict)  # label -> version, resolved by the gateway
     split: dict[str, int] = field(default_factory=dict)  # label -> percent, sums to 100
@@ -255,6 +256,13 @@ def validate(cfg: GatewayConfig) -> GatewayConfig:
             raise ConfigError(f"{p}.max_records: must be >= 1")
         if m.max_message_bytes < 1024:
             raise ConfigError(f"{p}.max_message_bytes: must be >= 1024")
+        if m.max_tensor_bytes < 0:
+            raise ConfigError(f"{p}.max_tensor_bytes: must be >= 0 (0: 16 x max_message_bytes)")
+        if not m.max_tensor_bytes:
+            # A tensor sent in full decodes to at most ~12x its wire size (an empty string: 2 bytes, a
+            # 24-byte tf.string element); 16x keeps every such request under the bound, so only shapes
+            # the bytes do not carry (TensorFlow fills a shape from one value) are refused.
+            m.max_tensor_bytes = 16 * m.max_message_bytes
         for label, version in m.labels.items():
             if version < 1:
                 raise ConfigError(f"{p}.labels.{label}: version must be >= 1")

@@ -381,9 +381,10 @@ class Gateway(pb_grpc.InferenceGatewayServicer):
         spec.signature_name = request.model.signature_name or m.signature_name
         req = self._tfs_request(spec, spec.signature_name)
         given = {}
+        budget = tensors.request_budget(call.model, m.max_tensor_bytes)
         for name, t in request.inputs.items():
             try:
-                proto = tensors.to_tensor_proto(t, f"inputs[{name}]")
+                proto = tensors.to_tensor_proto(t, f"inputs[{name}]", budget)
             except tensors.TensorError as exc:
                 raise _invalid(str(exc)) from None
             req.inputs[name].CopyFrom(proto)
@@ -442,6 +443,10 @@ class Gateway(pb_grpc.InferenceGatewayServicer):
                 raise _invalid(f"request: not a valid {method} request ({exc})") from None
             m, pool = self._model(call, spec.name, "model_spec.name")
             self._check_size(m, len(request), "request")
+            problem = tensors.passthrough_problem(method, request,
+                                                  tensors.request_budget(call.model, m.max_tensor_bytes))
+            if problem:
+                raise _invalid(problem)
             body = request
             if not nested:
                 routed = self._route(call, m, spec.version, spec.label, split=method in SPLIT_METHODS)
