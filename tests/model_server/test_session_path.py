@@ -147,3 +147,30 @@ def test_shape_the_graph_refuses_is_invalid_argument_with_tensorflows_message(en
     # The server is unharmed.
     r = pred.Predict(predict_request("kexport", {"features": np.ones([1, 3], np.float32)}), timeout=30)
     assert out(r, "output_0").tolist() == [[6.5]]
+
+
+def test_batch_mates_with_other_trailing_shapes_do_not_fail_each_other(env):
+    """Batching concatenates along the first dimension only: [1] and [1,1] requests to one model and
+    requests another model's graph refuses run side by side, each with its own answer."""
+    import concurrent.futures as cf
+
+    _, _, pred, _, _ = env
+
+    def call(i):
+        if i % 3 == 0:
+            return out(pred.Predict(predict_request("trailing", {"x": np.array([float(i)], np.float32)}),
+                                    timeout=30), "y").tolist()
+        if i % 3 == 1:
+            return out(pred.Predict(predict_request("trailing", {"x": np.array([[float(i)]], np.float32)}),
+                                    timeout=30), "y").tolist()
+        try:
+            pred.Predict(predict_request("kexport", {"features": np.ones([1, 2], np.float32)}), timeout=30)
+        except grpc.RpcError as e:
+            return e.code()
+        return "no error"
+
+    with cf.ThreadPoolExecutor(12) as ex:
+        got = list(ex.map(call, range(36)))
+    for i, g in enumerate(got):
+        want = [0.5 * i + 2] if i % 3 == 0 else [[0.5 * i + 2]] if i % 3 == 1 else grpc.StatusCode.INVALID_ARGUMENT
+        assert g == want, (i, g)
