@@ -20,7 +20,7 @@ from tests.gateway.helpers import Gateway, make_certs
 
 from .models import make_fashion, make_half, make_housing
 
-FUZZ_TESTS = 7  # number of @given tests in test_fuzz.py, to spread the bench budget
+FUZZ_TESTS = 8  # number of @given tests in test_fuzz.py, to spread the bench budget
 _common = dict(deadline=None, derandomize=False, print_blob=True,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                       HealthCheck.function_scoped_fixture])

@@ -255,6 +255,98 @@ def test_tf_serving_metadata_and_status(gw, ms, name, version, label, field, via
         check(code, details, req)
 
 
+# ---- sizes and value counts (issue 13), against an oracle written here from the README's rules -----
+# Declared elements x dtype size (a string: 24 bytes plus its content, the last value repeated over what it
+# fills) over the bound is INVALID_ARGUMENT naming both sizes; otherwise values must be none, one or all.
+MS_BOUND = 2**31 - 1  # --max_request_tensor_bytes default
+GW_BOUND = 16 * 16 * 1024 * 1024  # gateway default: 16 x max_message_bytes
+DT = types_pb2
+SIZED = {  # dtype: (itemsize, value field, numbers per element)
+    DT.DT_FLOAT: (4, "float_val", 1), DT.DT_DOUBLE: (8, "double_val", 1), DT.DT_INT32: (4, "int_val", 1),
+    DT.DT_UINT8: (1, "int_val", 1), DT.DT_INT16: (2, "int_val", 1), DT.DT_INT8: (1, "int_val", 1),
+    DT.DT_STRING: (0, "string_val", 1), DT.DT_COMPLEX64: (8, "scomplex_val", 2), DT.DT_INT64: (8, "int64_val", 1),
+    DT.DT_BOOL: (1, "bool_val", 1), DT.DT_UINT16: (2, "int_val", 1), DT.DT_COMPLEX128: (16, "dcomplex_val", 2),
+    DT.DT_HALF: (2, "half_val", 1), DT.DT_UINT32: (4, "uint32_val", 1), DT.DT_UINT64: (8, "uint64_val", 1),
+}
+# Small dims, or ones whose product passes both bounds even at one byte an element (nothing in between,
+# which a server would really allocate).
+sized_dims = st.lists(st.one_of(st.integers(0, 7), st.sampled_from([2**31, 2**40, 2**62, -1])), max_size=4)
+
+
+@st.composite
+def sized_tensor(draw):
+    dtype = draw(st.sampled_from(sorted(SIZED)))
+    itemsize, field, per = SIZED[dtype]
+    dims = draw(sized_dims)
+    how = draw(st.sampled_from(["none", "one", "all", "some", "content", "many strings"]))
+    if how == "many strings":  # huge counts of real strings, declared right, one short or huge
+        dtype, itemsize, field, per = DT.DT_STRING, *SIZED[DT.DT_STRING]
+        k = draw(st.sampled_from([1000, 20_000]))
+        dims = [draw(st.sampled_from([k, k + 1, 2**40]))]
+    t = tf_tensor_pb2.TensorProto(dtype=dtype)
+    for d in dims:
+        t.tensor_shape.dim.add(size=d)
+    n = int(np.prod(dims, dtype=object)) if dims and min(dims) >= 0 else (1 if not dims else None)
+    if how == "content" and dtype != DT.DT_STRING:
+        size = n * itemsize if n is not None and n <= 5000 and draw(st.booleans()) else draw(st.integers(1, 64))
+        t.tensor_content = bytes(size)
+        return t
+    if how == "all" and n is not None and n <= 5000:
+        k = n
+    elif how in ("none", "one"):
+        k = {"none": 0, "one": 1}[how]
+    elif how != "many strings":  # a few values, rarely the right number
+        k = draw(st.integers(2, 70))
+    values = getattr(t, field)
+    if dtype == DT.DT_STRING:
+        values.extend([b"ab"] * k)
+    else:
+        extra = draw(st.sampled_from([0, 0, 1])) if per == 2 and k else 0  # an odd count of complex parts
+        values.extend([1] * (k * per + extra))
+    return t
+
+
+def expected(t, bound: int) -> list[str] | None:
+    """Fragments an INVALID_ARGUMENT message must hold, or None when any allowed answer will do."""
+    dims = [d.size for d in t.tensor_shape.dim]
+    if any(d < 0 for d in dims):
+        return ["negative dimension"]
+    n = int(np.prod(dims, dtype=object)) if dims else 1
+    itemsize, field, per = SIZED[t.dtype]
+    if t.dtype != DT.DT_STRING and t.tensor_content:
+        declared = n * itemsize
+        if declared > bound:
+            return [f"takes {declared} bytes", f"limit of {bound} bytes"]
+        return None if len(t.tensor_content) == declared else ["bytes of tensor_content"]
+    values = getattr(t, field)
+    if t.dtype == DT.DT_STRING:
+        content = sum(map(len, values)) + max(0, n - len(values)) * len(values[-1]) if values else 0
+        declared = 24 * n + content
+    else:
+        declared = n * itemsize
+    if declared > bound:
+        return [f"takes {declared} bytes", f"limit of {bound} bytes"]
+    if len(values) % per:
+        return [f"holds {len(values)} numbers"]
+    if len(values) // per not in (0, 1, n):
+        return [f"{len(values) // per} values were sent for {n} elements"]
+    return None
+
+
+@given(t=sized_tensor(), via_gateway=st.booleans())
+def test_tensor_sizes_and_value_counts(gw, ms, t, via_gateway):
+    req = predict_pb2.PredictRequest()
+    req.model_spec.name = "half"
+    req.inputs["x"].CopyFrom(t)
+    code, details, _ = (gw if via_gateway else ms).call(PS + "Predict", req.SerializeToString())
+    check(code, details, t)
+    want = expected(t, GW_BOUND if via_gateway else MS_BOUND)
+    if want is not None:
+        assert code == "INVALID_ARGUMENT", (code, details, t)
+        for part in ["x", *want]:
+            assert part in details, (part, details)
+
+
 # ---- raw bytes: truncated, flipped, random ---------------------------------------------------
 RAW_TARGETS = [
     ("gw", GW + "Predict"), ("gw", GW + "PredictHousing"), ("gw", GW + "ClassifyFashion"),
