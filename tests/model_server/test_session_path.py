@@ -44,6 +44,15 @@ def env(tmp_path_factory, model_server_factory):
     return d, server, pred, model, entries
 
 
+def _reload(model, entries: dict[str, str]) -> None:
+    """HandleReloadConfigRequest with exactly these {name: base_path} models."""
+    cfg = model_server_config_pb2.ModelServerConfig()
+    for name, path in entries.items():
+        cfg.model_config_list.config.add(name=name, base_path=path, model_platform="tensorflow")
+    resp = model.HandleReloadConfigRequest(model_management_pb2.ReloadConfigRequest(config=cfg), timeout=120)
+    assert resp.status.error_code == 0, resp.status.error_message
+
+
 def test_keras_export_archive_serves(env):
     _, server, pred, _, _ = env
     x = np.array([[1.0, 1.0, 1.0], [0.0, 2.0, 0.0]], np.float32)
@@ -71,11 +80,7 @@ def test_untracked_keras_with_warmup_is_refused_at_load(env):
     """With warm-up records, TF Serving runs them at load: the version ends with the reason."""
     d, _, _, model, entries = env
     models.make_keras_untracked(d / "untracked_warm", warmup=True)
-    cfg = model_server_config_pb2.ModelServerConfig()
-    for name, path in {**entries, "untracked_warm": str(d / "untracked_warm")}.items():
-        cfg.model_config_list.config.add(name=name, base_path=path, model_platform="tensorflow")
-    resp = model.HandleReloadConfigRequest(model_management_pb2.ReloadConfigRequest(config=cfg), timeout=120)
-    assert resp.status.error_code == 0
+    _reload(model, {**entries, "untracked_warm": str(d / "untracked_warm")})
 
     def ended():
         req = get_model_status_pb2.GetModelStatusRequest()
@@ -107,11 +112,7 @@ def test_tf1_savedmodel_of_tf_1_0_serves(env):
 def test_tf1_savedmodel_added_by_reload(env):
     d, _, pred, model, entries = env
     models.make_tf1_unknown_shapes(d / "tf1late", c=1.0)
-    cfg = model_server_config_pb2.ModelServerConfig()
-    for name, path in {**entries, "tf1late": str(d / "tf1late")}.items():
-        cfg.model_config_list.config.add(name=name, base_path=path, model_platform="tensorflow")
-    resp = model.HandleReloadConfigRequest(model_management_pb2.ReloadConfigRequest(config=cfg), timeout=120)
-    assert resp.status.error_code == 0
+    _reload(model, {**entries, "tf1late": str(d / "tf1late")})
 
     def predicted():
         try:

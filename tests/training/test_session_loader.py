@@ -95,27 +95,15 @@ def test_every_signature_runs_under_saved_model_cli(dataset, request, tmp_path):
 
 def test_export_refuses_a_module_whose_variables_the_session_cannot_restore(tmp_path):
     """check_session_loader is what keeps a broken export from being published."""
-    import keras
-
-    model = keras.Sequential([keras.Input((2,), name="x"), keras.layers.Dense(1, name="d")])
-
-    class Holder(tf.Module):  # the pattern TF Serving cannot run: the Keras model only
-        def __init__(self):
-            super().__init__()
-            self.model = model
-
-        @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x")])
-        def serve(self, x):
-            return {"y": self.model(x)}
-
-    holder = Holder()
-    signatures = {"serving_default": holder.serve.get_concrete_function()}
-    tf.saved_model.save(holder, str(tmp_path / "m"), signatures=signatures)
     from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
+    from tests.model_server import models
+
+    path = models.make_keras_untracked(tmp_path)  # a tf.Module holding only a Keras 3 model
+    signatures = dict(tf.saved_model.load(path).signatures)  # TF2's loader serves it
     req = predict_pb2.PredictRequest()
-    req.inputs["x"].CopyFrom(tf.make_tensor_proto(np.ones([1, 2], np.float32)))
+    req.inputs["features"].CopyFrom(tf.make_tensor_proto(np.ones([1, 3], np.float32)))
     log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=req))
     with pytest.raises(export.SessionLoaderError, match=r"serving_default fails under the session loader: "
-                                                        r"Could not find variable \S*d/(kernel|bias)"):
-        export.check_session_loader(str(tmp_path / "m"), signatures, [log])
+                                                        r"Could not find variable \S*out/(kernel|bias)"):
+        export.check_session_loader(path, signatures, [log])
