@@ -25,9 +25,11 @@ from tfgate.v1 import gateway_pb2 as pb
 from tfgate.v1 import tensor_pb2
 
 # Client mistakes may get these (README: gateway "Errors", model server = TF Serving's codes).
+# The graph judges shapes (as in TF Serving) and its status is passed on: some kernels refuse a shape
+# with ABORTED (oneDNN's Softmax on rank > 5: "Input dims must be <= 5 and >=1"), REST 409.
 ALLOWED = {"OK", "INVALID_ARGUMENT", "NOT_FOUND", "FAILED_PRECONDITION", "RESOURCE_EXHAUSTED",
-           "OUT_OF_RANGE"}
-HTTP_ALLOWED = {200, 400, 404, 413}
+           "OUT_OF_RANGE", "ABORTED"}
+HTTP_ALLOWED = {200, 400, 404, 409, 413}
 GW = "/tfgate.v1.InferenceGateway/"
 PS = "/tensorflow.serving.PredictionService/"
 MS = "/tensorflow.serving.ModelService/"
