@@ -250,11 +250,13 @@ class Rest:
         resp = await self.core.metadata(req)
         sdm = get_model_metadata_pb2.SignatureDefMap()
         resp.metadata["signature_def"].Unpack(sdm)
-        return web.json_response({
-            "model_spec": json_format.MessageToDict(resp.model_spec, preserving_proto_field_name=True,
-                                                    always_print_fields_with_no_presence=True),
-            "metadata": {"signature_def": json_format.MessageToDict(sdm, preserving_proto_field_name=True)},
-        })
+        # TF Serving prints the two protos apart (the Any unpacked), every field without presence
+        # included ("dim": [], "unknown_rank": false, "defaults": {}), proto field names, int64 as strings.
+        def as_dict(msg):
+            return json_format.MessageToDict(msg, preserving_proto_field_name=True,
+                                             always_print_fields_with_no_presence=True)
+        return web.json_response({"model_spec": as_dict(resp.model_spec),
+                                  "metadata": {"signature_def": as_dict(sdm)}})
 
     async def _predict(self, m, doc: dict, parsed: int = 0) -> web.Response:
         sig_name = doc.get("signature_name", "")
