@@ -38,10 +38,7 @@ def build_config(opts):
     from . import textproto
 
     if opts.model_config_file:
-        try:
-            return textproto.read_model_server_config(opts.model_config_file)
-        except Exception as e:  # unreadable or unparsable: report like TF Serving, refuse to start
-            raise StartError(f"INVALID_ARGUMENT: Failed to parse {opts.model_config_file}: {e}") from None
+        return read_proto_file(opts.model_config_file, textproto.read_model_server_config)
     if not opts.model_base_path:
         raise StartError("Both server_options.model_base_path and server_options.model_config_file are "
                          "empty! (pass --model_base_path=DIR or --model_config_file=FILE)")
@@ -74,13 +71,35 @@ def max_tensor_bytes(opts) -> int:
     return max(grpc_max, REST_MAX_BODY if opts.rest_api_port else 0)
 
 
-def _read_opt(path: str, schema, type_name: str) -> dict:
+_ERRNO_CODE = {FileNotFoundError: "NOT_FOUND", PermissionError: "PERMISSION_DENIED",
+               IsADirectoryError: "FAILED_PRECONDITION"}
+
+
+def file_error(path: str, e: OSError) -> str:
+    """An unreadable file in TensorFlow's words: `NOT_FOUND: <path>; No such file or directory`."""
+    return f"{_ERRNO_CODE.get(type(e), 'UNKNOWN')}: {path}; {e.strerror or e}"
+
+
+def read_proto_file(path: str, read):
+    """`read(path)` for a text-proto file read at start-up. A malformed one fails as in TF Serving:
+    protobuf's `Error parsing text-format <type>: <line>:<col>: ...` line(s) are logged, then the
+    start fails with `INVALID_ARGUMENT: Invalid protobuf file: '<path>'`."""
     from . import textproto
 
     try:
-        return textproto.read(path, schema, type_name)
-    except (OSError, textproto.TextProtoError) as e:
-        raise StartError(f"INVALID_ARGUMENT: Failed to parse {type_name} from {path}: {e}") from None
+        return read(path)
+    except textproto.TextProtoError as e:
+        for line in e.lines:
+            log.error("%s", line)
+        raise StartError(f"INVALID_ARGUMENT: Invalid protobuf file: '{path}'") from None
+    except OSError as e:
+        raise StartError(file_error(path, e)) from None
+
+
+def _read_opt(path: str, schema, type_name: str) -> dict:
+    from . import textproto
+
+    return read_proto_file(path, lambda p: textproto.read(p, schema, type_name))
 
 
 async def serve(opts, cfg) -> int:
@@ -222,6 +241,9 @@ async def serve(opts, cfg) -> int:
 
 
 async def _poll_config(manager, opts) -> None:
+    """Re-read --model_config_file when it changes. A file that cannot be read or parsed, or a
+    config that cannot be applied, is logged in TF Serving's words; the server keeps its config."""
+    from . import textproto
     from .errors import ServingError
 
     last = None
@@ -236,17 +258,23 @@ async def _poll_config(manager, opts) -> None:
             with open(opts.model_config_file, "rb") as f:
                 text = f.read()
         except OSError as e:
-            log.error("Cannot read model config file: %s", e)
+            log.error("Failed to read ModelServerConfig file: %s", file_error(opts.model_config_file, e))
             continue
         if text == last:
             continue
         last = text
         try:
-            cfg = build_config(opts)
+            cfg = textproto.parse_model_server_config(text)
+        except textproto.TextProtoError as e:
+            for line in e.lines:
+                log.error("%s", line)
+            log.error("Failed to read ModelServerConfig file: Invalid protobuf file: '%s'", opts.model_config_file)
+            continue
+        try:
             await manager.apply_config(cfg)
             log.info("Applied new model config from %s", opts.model_config_file)
-        except (StartError, ServingError) as e:
-            log.error("Failed to apply model config from %s: %s", opts.model_config_file, e)
+        except ServingError as e:
+            log.error("PollFilesystemAndReloadConfig failed to ReloadConfig: %s", e.message)
 
 
 def _session_config(opts):
