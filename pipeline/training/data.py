@@ -29,6 +29,27 @@ def check_layout(data_dir: str) -> None:
     for split in SPLITS:
         if not tf.io.gfile.glob(split_pattern(data_dir, split)):
             raise TrainingInputError(f"missing {split} split: nothing matches {split_pattern(data_dir, split)}")
+    check_row_accounting(data_dir)
+
+
+def check_row_accounting(data_dir: str) -> None:
+    """The pipeline writes stats.json last; train only on output whose rows added up."""
+    path = os.path.join(data_dir, "stats.json")
+    if not tf.io.gfile.exists(path):
+        raise TrainingInputError(f"{data_dir} has no stats.json: the pipeline run did not finish; rerun it")
+    try:
+        with tf.io.gfile.GFile(path) as handle:
+            stats = json.load(handle)
+        rows, rejected = int(stats["input_rows"]), int(stats["rejected"])
+        written = sum(int(stats["splits"][split]) for split in SPLITS)
+        accounted = stats["rows_accounted"]
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise TrainingInputError(f"{path} is not the pipeline's stats ({type(err).__name__}: {err})") from err
+    if accounted is not True or written + rejected != rows:
+        raise TrainingInputError(
+            f"{path}: the pipeline's rows did not add up ({rows} input rows, {written} written + {rejected} "
+            f"rejected); rerun tfgate pipeline before training"
+        )
 
 
 def split_sizes(data_dir: str) -> dict[str, int]:
