@@ -12,7 +12,8 @@ import gzip
 import hashlib
 import json
 import logging
-import os
+import shutil
+import tempfile
 import time
 import uuid
 import zlib
@@ -24,8 +25,18 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from apache_beam.io import fileio
+from apache_beam.io.filesystem import BeamIOError, CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
-from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import (
+    GoogleCloudOptions,
+    PipelineOptions,
+    SetupOptions,
+    StandardOptions,
+    TestOptions,
+    WorkerOptions,
+)
+from google.protobuf import json_format
 from tfx_bsl.coders.example_coder import RecordBatchToExamplesEncoder
 from tfx_bsl.public import tfxio
 
@@ -68,20 +79,25 @@ def rejection(source: str, position: str, index: int, reason: str, raw: str | No
 
 
 def check_housing_input(pattern: str) -> list[str]:
-    files = sorted(tf.io.gfile.glob(pattern))
+    """The CSV files `pattern` names, each with our header; read through Beam's FileSystems."""
+    try:
+        matched = FileSystems.match([pattern])[0].metadata_list
+    except BeamIOError as err:
+        raise PipelineInputError(f"cannot list {pattern}: {err}") from err
+    files = sorted(m.path for m in matched)
     if not files:
         raise PipelineInputError(f"no input file matches {pattern}")
     expected = ",".join(housing.CSV_COLUMNS)
     for path in files:
-        if tf.io.gfile.isdir(path):
-            raise PipelineInputError(f"{path} is a directory, expected a CSV file")
         try:  # Beam reads *.gz decompressed (by extension), so the header check does too
-            with tf.io.gfile.GFile(path, "rb") as raw_handle:
+            with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw_handle:
                 handle = gzip.GzipFile(fileobj=raw_handle) if path.endswith(".gz") else raw_handle
                 head = handle.read(4096)
             first = head.split(b"\n", 1)[0].strip().decode("utf-8", "replace")
             columns = [c.strip() for c in housing.parse_row(first)] if first else []
-        except (OSError, EOFError, zlib.error, csv.Error) as err:
+        except IsADirectoryError as err:  # a local folder matches its own name
+            raise PipelineInputError(f"{path} is a directory, expected a CSV file") from err
+        except (OSError, EOFError, zlib.error, csv.Error, BeamIOError) as err:
             raise PipelineInputError(f"{path}: cannot read a CSV header ({err})") from err
         if sorted(columns) != sorted(housing.CSV_COLUMNS):
             raise PipelineInputError(
@@ -148,8 +164,12 @@ class ValidateHousingRow(beam.DoFn):
         yield beam.pvalue.TaggedOutput(self.REJECTED, rejection(source, "line", number, reason, shown))
 
 
-def housing_sources(p: beam.Pipeline, files: list[str]):
-    """→ ({split: PCollection[RecordBatch]}, rejected JSON lines, TensorAdapterConfig, raw metadata)."""
+def housing_sources(p: beam.Pipeline, files: list[str] | str):
+    """→ ({split: PCollection[RecordBatch]}, rejected JSON lines, TensorAdapterConfig, raw metadata).
+
+    `files`: the checked file list, or (dry run, nothing read) the pattern, which MatchAll expands.
+    """
+    files = [files] if isinstance(files, str) else files
     metadata = tft.DatasetMetadata.from_feature_spec(housing.raw_feature_spec())
     csv_io = tfxio.CsvTFXIO(
         file_pattern=files[0], column_names=housing.CSV_COLUMNS, schema=metadata.schema
@@ -208,10 +228,7 @@ class ReadIdxPair(beam.DoFn):
 def fashion_sources(p: beam.Pipeline, directory: str):
     metadata = tft.DatasetMetadata.from_feature_spec(fashion.raw_feature_spec())
     example_io = tfxio.TFExampleBeamRecord(physical_format="tf.Example", schema=metadata.schema)
-    pairs = [
-        (source, os.path.join(directory, images), os.path.join(directory, labels))
-        for source, (images, labels) in fashion.SOURCE_FILES.items()
-    ]
+    pairs = [(source, images, labels) for source, (images, labels) in fashion.source_paths(directory).items()]
     read = (
         p
         | "ListPairs" >> beam.Create(pairs)
@@ -246,27 +263,103 @@ DATASETS = {
 }
 
 
-def pipeline_options(beam_args: list[str]) -> PipelineOptions:
-    """Beam options as given; the local default is the offline FnApiRunner (no Prism download)."""
+def is_dataflow(options: PipelineOptions) -> bool:
+    runner = options.view_as(StandardOptions).runner or ""
+    name = runner if isinstance(runner, str) else type(runner).__name__
+    return name.rsplit(".", 1)[-1].lower().removesuffix("runner") == "dataflow"
+
+
+def _flag(value, name: str) -> bool:
+    """Beam declares --dry_run without a type, so "--dry_run=False" arrives as a truthy string."""
+    if isinstance(value, str):
+        if value.strip().lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise PipelineInputError(f"--{name}={value}: expected True or False")
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value)
+
+
+def default_job_name(dataset: str) -> str:
+    """Dataflow job names: lower-case letters, digits and dashes; the time keeps reruns apart."""
+    return f"tfgate-{dataset}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+
+
+def pipeline_options(beam_args: list[str], dataset: str = "pipeline") -> PipelineOptions:
+    """Beam options as given, plus tfgate's deliberate defaults (each only when not given).
+
+    - runner: the offline FnApiRunner (the default runner would download Prism).
+    - pickle_library=cloudpickle: what Beam picks for Dataflow anyway, chosen for every runner so the
+      local runs test the same pickling the workers unpickle.
+    - save_main_session=False: every DoFn and function lives in the importable `pipeline` package,
+      nothing in __main__ (the `tfgate` script); Beam would otherwise pickle the main session on Dataflow.
+    - Dataflow: a job name `tfgate-<dataset>-<UTC time>`; with --sdk_container_image the image's own
+      Beam SDK (--sdk_location=container, nothing staged); and a refusal, before anything is built,
+      when the workers would have no way to import tfgate.
+    """
     options = PipelineOptions(beam_args)
     if not options.view_as(StandardOptions).runner:
         options = PipelineOptions(["--runner=FnApiRunner", *beam_args])
+    setup = options.view_as(SetupOptions)
+    if setup.pickle_library == "default":
+        setup.pickle_library = "cloudpickle"
+    if setup.save_main_session is None:
+        setup.save_main_session = False
+    test = options.view_as(TestOptions)
+    test.dry_run = _flag(test.dry_run, "dry_run")
+    if not is_dataflow(options):
+        if test.dry_run:
+            raise PipelineInputError(
+                "--dry_run=True builds a Dataflow job without running it: add --runner=DataflowRunner"
+            )
+        return options
+    cloud = options.view_as(GoogleCloudOptions)
+    cloud.job_name = cloud.job_name or default_job_name(dataset)
+    worker = options.view_as(WorkerOptions)
+    if worker.sdk_container_image and setup.sdk_location == "default":
+        setup.sdk_location = "container"
+    if not (worker.sdk_container_image or setup.extra_packages or setup.setup_file
+            or setup.prebuild_sdk_container_engine):
+        raise PipelineInputError(
+            "DataflowRunner: the workers need tfgate's code: pass --sdk_container_image=IMAGE (built from "
+            "pipeline/Dockerfile), or --extra_package=dist/tfgate-0.1.0.tar.gz "
+            "--requirements_file=requirements/workers.txt"
+        )
     return options
 
 
+def delete_tree(path: str) -> None:
+    """Remove a folder and everything under it, on any Beam file system (an object store: the prefix)."""
+    if FileSystems.get_filesystem(path).has_dirs():
+        if FileSystems.exists(path):
+            FileSystems.delete([path])
+        return
+    matched = FileSystems.match([FileSystems.join(path, "**")])[0].metadata_list
+    if matched:
+        FileSystems.delete([m.path for m in matched])
+
+
 def prepare_output(output_dir: str) -> None:
+    """A writable output folder without the previous run's files, through Beam's FileSystems."""
     try:
-        tf.io.gfile.makedirs(output_dir)
-        probe = os.path.join(output_dir, f".write-test-{uuid.uuid4().hex}")
-        with tf.io.gfile.GFile(probe, "w") as handle:
-            handle.write("ok")
-        tf.io.gfile.remove(probe)
-    except (tf.errors.OpError, OSError) as err:
+        if not FileSystems.exists(output_dir):
+            FileSystems.mkdirs(output_dir)  # object stores have no folders: a no-op there
+        probe = FileSystems.join(output_dir, f".write-test-{uuid.uuid4().hex}")
+        with FileSystems.create(probe) as handle:
+            handle.write(b"ok")
+        FileSystems.delete([probe])
+    except (BeamIOError, OSError, ValueError) as err:
         raise PipelineInputError(f"output directory {output_dir} is not writable: {err}") from err
+    # TF Transform writes transform_fn/ and metadata/ with TensorFlow's own file systems (local, gs://).
+    try:
+        tf.io.gfile.exists(output_dir)
+    except tf.errors.UnimplementedError as err:
+        raise PipelineInputError(
+            f"output directory {output_dir}: TF Transform cannot write there ({err.message}); use a local path or gs://"
+        ) from err
     for sub in OUTPUT_SUBDIRS:  # a rerun replaces the previous output instead of mixing shards
-        path = os.path.join(output_dir, sub)
-        if tf.io.gfile.exists(path):
-            tf.io.gfile.rmtree(path)
+        delete_tree(FileSystems.join(output_dir, sub))
+    stats = FileSystems.join(output_dir, "stats.json")  # written last: absent until this run accounts its rows
+    if FileSystems.exists(stats):
+        FileSystems.delete([stats])
 
 
 def encode_and_count(split: str):
@@ -280,14 +373,73 @@ def encode_and_count(split: str):
     return encode
 
 
-def run(dataset: str, input_path: str, output_dir: str, beam_args: list[str] | None = None) -> dict:
-    """Run the pipeline for `dataset` and return the stats it wrote to DIR/stats.json."""
-    spec = DATASETS[dataset]
-    checked_input = spec.check_input(input_path) or input_path
-    prepare_output(output_dir)
-    options = pipeline_options(list(beam_args or []))
+def tft_temp_dir(options: PipelineOptions, output_dir: str) -> str:
+    """TF Transform's temp folder (analyzer outputs, SavedModels): under --temp_location when given."""
     temp_location = options.view_as(GoogleCloudOptions).temp_location
-    tft_temp = os.path.join(temp_location or output_dir, f"tft-tmp-{uuid.uuid4().hex[:8]}")
+    return FileSystems.join(temp_location or output_dir, f"tft-tmp-{uuid.uuid4().hex[:8]}")
+
+
+def dataflow_job(
+    dataset: str, pipeline, result, options, tft_temp: str, dry_run_tft_temp: str, job_file: str | None
+) -> dict:
+    """What a dry run built: Beam's Job message (name, type; its steps stay empty under Runner v2), the
+    options Beam would send, and the portable pipeline (every transform, its environment and the
+    artifacts to stage) that Dataflow would run. Written to `job_file` as JSON when given.
+    """
+    job = {
+        "dataset": dataset,
+        "dry_run": True,
+        "job": json.loads(type(result.job.proto).to_json(result.job.proto)),
+        "options": options.get_all_options(drop_default=True, retain_unknown_options=True),
+        # a real run's TF Transform temp folder, and the local one this dry run was built against
+        "tft_temp_dir": tft_temp,
+        "dry_run_tft_temp_dir": dry_run_tft_temp,
+        "pipeline": json_format.MessageToDict(pipeline.runner.proto_pipeline),
+    }
+    if job_file:
+        with FileSystems.create(job_file) as handle:
+            handle.write(json.dumps(job, indent=1, default=str).encode("utf-8"))
+    transforms = job["pipeline"]["components"]["transforms"]
+    environments = job["pipeline"]["components"]["environments"]
+    return {
+        "dataset": dataset,
+        "dry_run": True,
+        "job_name": result.job.proto.name,
+        "transforms": len(transforms),
+        "environments": len(environments),
+    }
+
+
+def run(
+    dataset: str,
+    input_path: str,
+    output_dir: str,
+    beam_args: list[str] | None = None,
+    job_file: str | None = None,
+) -> dict:
+    """Run the pipeline for `dataset` and return the stats it wrote to DIR/stats.json.
+
+    With --runner=DataflowRunner --dry_run=True the Dataflow job is built and not submitted: nothing
+    is read or written (the input and output are usually gs://, which needs credentials), and the
+    return value (and `job_file`, when given) describes the job instead.
+    """
+    spec = DATASETS[dataset]
+    options = pipeline_options(list(beam_args or []), dataset)
+    dry_run = options.view_as(TestOptions).dry_run
+    if job_file and not dry_run:
+        raise PipelineInputError("--job-file describes a job built with --runner=DataflowRunner --dry_run=True")
+    if dry_run:
+        checked_input = input_path
+    else:
+        checked_input = spec.check_input(input_path) or input_path
+        prepare_output(output_dir)
+    tft_temp = tft_temp_dir(options, output_dir)
+    if dry_run:
+        # TF Transform makes its temp folder and writes placeholder vocabulary files into it while the
+        # pipeline is *built* (tf.io.gfile, not Beam), which a gs:// temp location cannot take offline.
+        # A dry run therefore builds against a local scratch folder; a real run uses tft_temp.
+        scratch = tempfile.mkdtemp(prefix="tfgate-dry-run-tft-")
+        cloud_tft_temp, tft_temp = tft_temp, scratch
     started = time.monotonic()
 
     pipeline = beam.Pipeline(options=options)
@@ -319,22 +471,24 @@ def run(dataset: str, input_path: str, output_dir: str, beam_args: list[str] | N
                 )
                 | f"Write{split}"
                 >> beam.io.WriteToTFRecord(
-                    os.path.join(output_dir, "tfrecords", split),
+                    FileSystems.join(output_dir, "tfrecords", split),
                     file_name_suffix=".tfrecord.gz",
                     compression_type=beam.io.filesystem.CompressionTypes.GZIP,
                 )
             )
         _ = rejected | "WriteRejected" >> beam.io.WriteToText(
-            os.path.join(output_dir, "rejected", "rejected"), file_name_suffix=".jsonl"
+            FileSystems.join(output_dir, "rejected", "rejected"), file_name_suffix=".jsonl"
         )
         _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(output_dir)
         _ = raw_metadata | "WriteRawMetadata" >> tft_beam.WriteMetadata(
-            os.path.join(output_dir, "metadata"), pipeline
+            FileSystems.join(output_dir, "metadata"), pipeline
         )
         result = pipeline.run()
+        if dry_run:
+            shutil.rmtree(scratch, ignore_errors=True)
+            return dataflow_job(dataset, pipeline, result, options, cloud_tft_temp, tft_temp, job_file)
         result.wait_until_finish()
-    if tf.io.gfile.exists(tft_temp):
-        tf.io.gfile.rmtree(tft_temp)
+    delete_tree(tft_temp)
 
     counters = {
         c.key.metric.name: c.committed or c.attempted
@@ -353,8 +507,8 @@ def run(dataset: str, input_path: str, output_dir: str, beam_args: list[str] | N
     }
     accounted = sum(stats["splits"].values()) + stats["rejected"]
     stats["rows_accounted"] = accounted == stats["input_rows"]
-    with tf.io.gfile.GFile(os.path.join(output_dir, "stats.json"), "w") as handle:
-        handle.write(json.dumps(stats, indent=2) + "\n")
+    with FileSystems.create(FileSystems.join(output_dir, "stats.json")) as handle:
+        handle.write((json.dumps(stats, indent=2) + "\n").encode("utf-8"))
     if not stats["rows_accounted"]:
         raise RuntimeError(
             f"row accounting failed: {stats['input_rows']} input rows but {accounted} written or rejected"

@@ -39,17 +39,25 @@ def pipeline_command(
         envvar="TFGATE_DATA_MIRROR",
         help="Base URL holding the dataset files for --download (housing.tgz, or the four Fashion-MNIST .gz).",
     ),
+    job_file: str = typer.Option(
+        None,
+        "--job-file",
+        help="With --runner=DataflowRunner --dry_run=True: write the built job (Beam's Job message, the options "
+        "and the portable pipeline Dataflow would run) to this file as JSON.",
+    ),
 ) -> None:
     """Validate, split, analyze and transform a dataset with Beam + TF Transform.
 
     Any further option goes to Beam unchanged, e.g. --direct_num_workers=2
     --direct_running_mode=multi_processing, or --runner=DataflowRunner --project=P --region=R
-    --temp_location=gs://B/tmp. The local default runner is FnApiRunner (works offline).
+    --temp_location=gs://B/tmp --sdk_container_image=IMAGE (add --dry_run=True to build the job without
+    submitting it). The local default runner is FnApiRunner (works offline).
     """
     beam_args = list(ctx.args)
     if download:
         _download(dataset, input_path, mirror)
-    elif not any(ch in input_path for ch in "*?[") and not input_path.startswith("gs://"):
+    elif not any(ch in input_path for ch in "*?[") and "://" not in input_path:
+        # a plain local path; gs://, s3://, ... are checked through Beam's file systems
         if not os.path.exists(input_path):
             fail(f"input not found: {input_path}")
     quiet_library_logs()
@@ -57,13 +65,21 @@ def pipeline_command(
 
     with _elapsed_status(f"pipeline {dataset.value}: reading {input_path}"):
         try:
-            stats = beam_pipeline.run(dataset.value, input_path, output, beam_args)
+            stats = beam_pipeline.run(dataset.value, input_path, output, beam_args, job_file=job_file)
         except beam_pipeline.PipelineInputError as err:
             fail(str(err))
         except ValueError as err:  # Beam rejects unknown or malformed pipeline options this way
             if "option" in str(err).lower() or "argument" in str(err).lower():
                 fail(f"bad Beam option: {err}")
             raise
+    if stats.get("dry_run"):
+        console.print(
+            f"Dataflow job {stats['job_name']} built, not submitted (dry run): {stats['transforms']} transforms"
+            + (f"; written to {job_file}" if job_file else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
     _print_stats(stats, output)
 
 

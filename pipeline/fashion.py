@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
-import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import tensorflow as tf
+from apache_beam.io.filesystem import BeamIOError, CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 
 NAME = "fashion"
 CLASS_NAMES = [
@@ -49,12 +51,26 @@ class IdxHeader:
     item_shape: tuple[int, ...]
 
 
+def source_paths(directory: str) -> dict[str, tuple[str, str]]:
+    """{source split: (images path, labels path)} under `directory`, on any Beam file system."""
+    return {
+        source: (FileSystems.join(directory, images), FileSystems.join(directory, labels))
+        for source, (images, labels) in SOURCE_FILES.items()
+    }
+
+
+@contextlib.contextmanager
 def _open(path: str):
-    with open(path, "rb") as raw:
-        head = raw.read(2)
-    if head != b"\x1f\x8b":
-        raise IdxFormatError(f"{path}: not a gzip file")
-    return gzip.open(path, "rb")
+    """A gzip stream read through Beam's FileSystems (local, gs://, s3://, ...), not the local disk.
+
+    Python's gzip does the decompression, so a cut stream raises EOFError as it always did.
+    """
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+        if raw.read(2) != b"\x1f\x8b":
+            raise IdxFormatError(f"{path}: not a gzip file")
+        raw.seek(0)
+        with gzip.GzipFile(filename=path, fileobj=raw, mode="rb") as stream:
+            yield stream
 
 
 def read_header(stream, path: str, magic: int) -> IdxHeader:
@@ -72,13 +88,20 @@ def read_header(stream, path: str, magic: int) -> IdxHeader:
 
 
 def check_source_dir(directory: str) -> None:
-    """Fail fast (IdxFormatError / FileNotFoundError) unless all four IDX files are usable."""
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"input directory not found: {directory}")
-    for images, labels in SOURCE_FILES.values():
-        for name, magic in ((images, IMAGES_MAGIC), (labels, LABELS_MAGIC)):
-            path = os.path.join(directory, name)
-            if not os.path.exists(path):
+    """Fail fast (IdxFormatError / FileNotFoundError) unless all four IDX files are usable.
+
+    Through Beam's FileSystems: object stores have no directories, so "the folder exists" means
+    "something is listed under it".
+    """
+    try:
+        listed = FileSystems.match([FileSystems.join(directory, "*")])[0].metadata_list
+    except BeamIOError as err:
+        raise FileNotFoundError(f"input directory not found: {directory} ({err})") from err
+    if not listed:
+        raise FileNotFoundError(f"input directory not found (or empty): {directory}")
+    for images, labels in source_paths(directory).values():
+        for path, magic in ((images, IMAGES_MAGIC), (labels, LABELS_MAGIC)):
+            if not FileSystems.exists(path):
                 raise FileNotFoundError(f"missing IDX file: {path}")
             try:
                 with _open(path) as stream:
