@@ -35,6 +35,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
+
 from tfgate.v1 import gateway_pb2 as pb  # noqa: E402
 from tfgate.v1 import gateway_pb2_grpc as pb_grpc  # noqa: E402
 from tfgate.v1 import tensor_pb2  # noqa: E402
@@ -125,7 +126,7 @@ def model_server(workdir: Path, config_text: str, name: str = "ms", flags: list[
     cfg = workdir / f"{name}.config"
     cfg.write_text(config_text)
     port = port or free_port()
-    cmd = [sys.executable, "-m", "clients.cli", "model-server", f"--port={port}", "--rest_api_port=0",
+    cmd = [sys.executable, "-m", "tfgate.clients.cli", "model-server", f"--port={port}", "--rest_api_port=0",
            "--bind_address=127.0.0.1", f"--model_config_file={cfg}", "--grpc_shutdown_grace_seconds=5",
            *flags]
     return Proc(workdir, name, cmd, port)
@@ -137,7 +138,7 @@ def gateway(workdir: Path, models: dict, name: str = "gw", port: int | None = No
            "shutdown": {"readiness_seconds": 1.0, "grace_seconds": 10}, "models": models, **extra}
     path = workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    return Proc(workdir, name, [sys.executable, "-m", "clients.cli", "gateway", "--config", str(path)], port)
+    return Proc(workdir, name, [sys.executable, "-m", "tfgate.clients.cli", "gateway", "--config", str(path)], port)
 
 
 def build_models(workdir: Path, half_versions=(1,), housing: bool = False) -> dict[str, Path]:
@@ -347,7 +348,7 @@ def hot_swap(workdir: Path, concurrency: int = 32, steady_seconds: float = 15, s
              max_requests: int = 400_000) -> dict:
     """Publishes versions 2, 3, 4 and moves label `stable` 1 -> 2 -> 3 while `concurrency` callers ask
     for the latest version and for `stable` through the gateway."""
-    from serving.processes import model_config_text
+    from tfgate.serving.processes import model_config_text
 
     bases = build_models(workdir, half_versions=(1,))
     staging = workdir / "staging"
@@ -461,7 +462,7 @@ def backend_crash(workdir: Path, concurrency: int = 16, seconds: float = 40, kil
     """Two replicas behind the gateway; replica A gets SIGKILL at `kill_at` s and is restarted on the
     same port. Callers retry UNAVAILABLE like GatewayClient (3 retries). `replica_b`/`half_base`: a
     running server for B and the half model it serves (tests share them)."""
-    from serving.processes import model_config_text
+    from tfgate.serving.processes import model_config_text
 
     text = model_config_text({"half": str(half_base or build_models(workdir)["half"])})
     a = model_server(workdir, text, name="ms-a")
@@ -548,7 +549,7 @@ def rolling_restart(workdir: Path, concurrency: int = 16, pause: float = 3.0, ma
                     backend_target: str | None = None) -> dict:
     """Two gateway processes, one target with both addresses (round robin + client-side health
     checking); each gets SIGTERM in turn, drains, exits and is started again on its port."""
-    from serving.processes import model_config_text
+    from tfgate.serving.processes import model_config_text
 
     ms = None
     if backend_target is None:
@@ -610,7 +611,7 @@ def memory(workdir: Path, requests: int = 200_000, warmup: int = 5_000, concurre
     """`requests` requests (Predict and PredictHousing alternately) after `warmup`; RSS of the model
     server and the gateway sampled every 0.5 s. Stops at `max_seconds` and reports the count reached.
     `existing`: (gateway target, gateway pid, model server pid) of running processes to use instead."""
-    from serving.processes import model_config_text
+    from tfgate.serving.processes import model_config_text
 
     ms = gw = None
     if existing is None:
@@ -703,7 +704,7 @@ def overload(workdir: Path, phase_seconds: float = 20, deadline: float = 1.0, sl
     The backend does real work per request (`slow` signature, `slow_n` 200x200 matmuls), so the
     limit is the servers, not this load generator. The gateway's max_concurrent_requests is what
     sheds the excess (RESOURCE_EXHAUSTED) instead of queueing it."""
-    from serving.processes import model_config_text
+    from tfgate.serving.processes import model_config_text
 
     ms = None
     if backend_target is None:

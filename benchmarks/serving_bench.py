@@ -77,7 +77,7 @@ def rest_body(model: str) -> bytes:
 def grpc_request_bytes(model: str) -> bytes:
     from tensorflow_serving.apis import predict_pb2
 
-    from serving.model_server import tensors
+    from tfgate.serving.model_server import tensors
 
     req = predict_pb2.PredictRequest()
     req.model_spec.name = model
@@ -182,7 +182,7 @@ def run_load(kind: str, address: str, model: str, concurrency: int, duration: fl
 @functools.cache
 def _servable(model_dir: str, model: str):
     """The version loaded as the model server loads it (session loader), minus the server."""
-    from serving.model_server.servable import Servable
+    from tfgate.serving.model_server.servable import Servable
 
     servable = Servable(model, int(Path(model_dir).name), model_dir, ["serve"])
     servable.load()
@@ -251,7 +251,7 @@ BASELINE_CASES = [
 
 def start_floor(mode: str, workdir: Path, target: str | None = None) -> Target:
     """grpc_floor.py as a child process on a free loopback port, stopped by its PID."""
-    from serving.processes import ServerProcess, free_port
+    from tfgate.serving.processes import ServerProcess, free_port
 
     port = free_port()
     log = workdir / f"floor-{mode}.log"
@@ -267,7 +267,7 @@ def start_floor(mode: str, workdir: Path, target: str | None = None) -> Target:
 
 def start_targets(bases: dict[str, str], workdir: Path, cases: str = "abcdefg",
                   baseline: str | None = None) -> dict[str, Target]:
-    from serving.processes import model_config_text, start_model_server
+    from tfgate.serving.processes import model_config_text, start_model_server
 
     config = model_config_text(bases)
     (workdir / "batching.config").write_text(BATCHING_PARAMS)

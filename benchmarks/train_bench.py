@@ -35,7 +35,7 @@ BUNDLED = {
 def pipeline_output(dataset: str, given: str | None, scratch: str) -> str:
     if given:
         return given
-    from pipeline import beam_pipeline
+    from tfgate.pipeline import beam_pipeline
 
     out = os.path.join(scratch, f"{dataset}-pipeline")
     print(f"running the {dataset} pipeline into {out}", flush=True)
@@ -44,7 +44,7 @@ def pipeline_output(dataset: str, given: str | None, scratch: str) -> str:
 
 
 def full_training(dataset: str, data_dir: str, scratch: str, seed: int) -> dict:
-    from pipeline.training import train
+    from tfgate.pipeline.training import train
 
     def on_epoch(epoch, total, logs, seconds):
         shown = " ".join(f"{k}={v:.4f}" for k, v in logs.items() if k != "learning_rate")
@@ -78,8 +78,8 @@ def steps_per_second(dataset: str, data_dir: str, seed: int, rounds: int) -> dic
     import tensorflow as tf
     import tensorflow_transform as tft
 
-    from pipeline import housing
-    from pipeline.training import data, models, trainer
+    from tfgate.pipeline import housing
+    from tfgate.pipeline.training import data, models, trainer
 
     keras.utils.set_random_seed(seed)
     tft_output = tft.TFTransformOutput(data_dir)

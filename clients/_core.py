@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import grpc
 import numpy as np
+
 from tfgate.v1 import gateway_pb2 as pb
 
 from .errors import InvalidArgument, TfgateError, named_index, relocate

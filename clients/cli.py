@@ -14,7 +14,7 @@ from importlib.util import find_spec
 import typer
 from rich.markup import escape
 
-from clients.console import EXIT_USAGE, errors
+from tfgate.clients.console import EXIT_USAGE, errors
 
 app = typer.Typer(
     name="tfgate",
@@ -62,11 +62,11 @@ def _root() -> None:
 
 
 def _register_commands() -> None:
-    from clients import commands as client_commands
-    from clients import demo
-    from pipeline import cli as pipeline_cli
-    from serving.gateway import cli as gateway_cli
-    from serving.model_server import cli as model_server_cli
+    from tfgate.clients import commands as client_commands
+    from tfgate.clients import demo
+    from tfgate.pipeline import cli as pipeline_cli
+    from tfgate.serving.gateway import cli as gateway_cli
+    from tfgate.serving.model_server import cli as model_server_cli
 
     for module in (pipeline_cli, model_server_cli, gateway_cli, demo, client_commands):
         module.register(app)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import typer
 
-from clients.console import console, fail, quiet_library_logs
+from tfgate.clients.console import console, fail, quiet_library_logs
 
 HOUSING_CSV = ("housing", "housing.csv")
 FASHION_DIR = ("fashion-mnist",)
@@ -61,7 +61,7 @@ class DemoRun:
 
 
 def stage_pipeline(run: DemoRun) -> None:
-    from pipeline import beam_pipeline
+    from tfgate.pipeline import beam_pipeline
 
     for dataset, source in (("housing", bundled(HOUSING_CSV)), ("fashion", bundled(FASHION_DIR))):
         stats = beam_pipeline.run(dataset, str(source), str(run.path(dataset)))
@@ -72,7 +72,7 @@ def stage_pipeline(run: DemoRun) -> None:
 
 
 def stage_train(run: DemoRun) -> None:
-    from pipeline.training import train
+    from tfgate.pipeline.training import train
 
     for dataset in ("housing", "fashion"):
         kind = run.fashion_model if dataset == "fashion" else None
@@ -106,7 +106,7 @@ def stage_train(run: DemoRun) -> None:
 
 
 def stage_serve(run: DemoRun) -> None:
-    from serving.processes import model_config_text, start_gateway, start_model_server
+    from tfgate.serving.processes import model_config_text, start_gateway, start_model_server
 
     serving_dir = run.path("serving")
     config = model_config_text({m: str(run.path("models", m).resolve()) for m in ("housing", "fashion")})
@@ -132,7 +132,7 @@ def stage_serve(run: DemoRun) -> None:
 
 def housing_test_rows(target: Path) -> int:
     """Write the raw rows of the pipeline's test split (same validation, same hash) as a CSV."""
-    from pipeline import beam_pipeline, housing
+    from tfgate.pipeline import beam_pipeline, housing
 
     with bundled(HOUSING_CSV).open() as source, target.open("w") as out:
         out.write(next(source))
@@ -150,7 +150,7 @@ def housing_test_rows(target: Path) -> int:
 
 def _cli(run: DemoRun, *args: str) -> dict:
     """Run the `tfgate` client command line as a subprocess and return its JSON output."""
-    from serving.processes import tfgate_command
+    from tfgate.serving.processes import tfgate_command
 
     output = run.path("predictions", f"{args[0]}-{args[1]}.json")
     cmd = [*tfgate_command(), *args, "--target", run.gateway_target, "--format", "json", "--output", str(output)]
@@ -165,7 +165,7 @@ def _cli(run: DemoRun, *args: str) -> dict:
 def stage_predict(run: DemoRun) -> None:
     import numpy as np
 
-    from pipeline.training import evaluate
+    from tfgate.pipeline.training import evaluate
 
     run.path("predictions").mkdir(parents=True, exist_ok=True)
     test_csv = run.path("predictions", "housing-test.csv")
@@ -210,7 +210,7 @@ def stage_predict(run: DemoRun) -> None:
 
 def measure_latency(run: DemoRun, test_csv: Path) -> list[float]:
     """Single-record PredictHousing calls through the gateway, one at a time, timed at the client."""
-    from clients import GatewayClient
+    from tfgate.clients import GatewayClient
 
     with test_csv.open() as handle:
         records = [
@@ -250,8 +250,8 @@ def stage_report(run: DemoRun) -> None:
 
     import numpy as np
 
-    from clients import report
-    from pipeline import fashion
+    from tfgate.clients import report
+    from tfgate.pipeline import fashion
 
     with gzip.open(bundled(FASHION_TEST_IMAGES)) as handle:
         images = np.frombuffer(handle.read(), np.uint8, offset=16).reshape(-1, 28, 28)[:24]

@@ -18,6 +18,7 @@ from typing import Any, Self
 
 import grpc
 import numpy as np
+
 from tfgate.v1 import gateway_pb2 as pb
 from tfgate.v1 import gateway_pb2_grpc as pb_grpc
 

@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import numpy as np
+
 from tfgate.v1 import tensor_pb2
 
 from .errors import InvalidArgument

@@ -29,7 +29,7 @@ def free_port() -> int:
 
 def tfgate_command() -> list[str]:
     exe = Path(sys.executable).with_name("tfgate")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "clients.cli"]
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "tfgate.clients.cli"]
 
 
 @dataclasses.dataclass

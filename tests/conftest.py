@@ -30,7 +30,7 @@ pytest_plugins = [
 @pytest.fixture(scope="session")
 def housing_pipeline_dir(tmp_path_factory) -> Path:
     """The pipeline run once on the full bundled housing CSV (20,640 rows)."""
-    from pipeline import beam_pipeline
+    from tfgate.pipeline import beam_pipeline
 
     out = tmp_path_factory.mktemp("housing-pipeline")
     beam_pipeline.run("housing", str(HOUSING_CSV), str(out))
@@ -40,7 +40,7 @@ def housing_pipeline_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def fashion_pipeline_dir(tmp_path_factory) -> Path:
     """The pipeline run once on the bundled Fashion-MNIST subset (3,615 + 4,443 images)."""
-    from pipeline import beam_pipeline
+    from tfgate.pipeline import beam_pipeline
 
     out = tmp_path_factory.mktemp("fashion-pipeline")
     beam_pipeline.run("fashion", str(FASHION_DIR), str(out))

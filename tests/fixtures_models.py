@@ -14,7 +14,7 @@ import pytest
 @pytest.fixture(scope="session")
 def housing_training(housing_pipeline_dir, tmp_path_factory):
     """The TrainResult (metrics, history, in-memory Keras model) of the session's housing model."""
-    from pipeline.training import train
+    from tfgate.pipeline.training import train
 
     base = tmp_path_factory.mktemp("housing-models") / "housing"
     return train("housing", str(housing_pipeline_dir), str(base), epochs=4, seed=7)
@@ -23,7 +23,7 @@ def housing_training(housing_pipeline_dir, tmp_path_factory):
 @pytest.fixture(scope="session")
 def fashion_training(fashion_pipeline_dir, tmp_path_factory):
     """The TrainResult of the session's fashion model: the default CNN, two short epochs."""
-    from pipeline.training import train
+    from tfgate.pipeline.training import train
 
     base = tmp_path_factory.mktemp("fashion-models") / "fashion"
     return train("fashion", str(fashion_pipeline_dir), str(base), epochs=2, batch_size=128, seed=7)

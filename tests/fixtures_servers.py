@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import pytest
 
-from serving.processes import MODEL_SERVER_READY as READY_LINE
-from serving.processes import ModelServer, free_port, start_model_server, tfgate_command
+from tfgate.serving.processes import MODEL_SERVER_READY as READY_LINE
+from tfgate.serving.processes import ModelServer, free_port, start_model_server, tfgate_command
 
 __all__ = ["READY_LINE", "ModelServer", "free_port", "model_server_factory", "start_model_server", "tfgate_command"]
 

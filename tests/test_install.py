@@ -110,7 +110,7 @@ def test_wheel_holds_every_package_and_the_sample_data(wheel):
 
 
 def test_extra_modules_match_pyproject_extras():
-    from clients.cli import EXTRA_MODULES
+    from tfgate.clients.cli import EXTRA_MODULES
 
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     provides: dict[str, set[str]] = {}

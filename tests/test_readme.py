@@ -158,7 +158,7 @@ def _gateway_reference() -> dict:
 def test_gateway_config_reference_lists_every_field_with_its_default():
     import dataclasses
 
-    from serving.gateway import config
+    from tfgate.serving.gateway import config
 
     ref = _gateway_reference()
 
@@ -183,7 +183,7 @@ def test_gateway_config_reference_lists_every_field_with_its_default():
 
 
 def test_gateway_env_override_examples_apply(tmp_path):
-    from serving.gateway import config
+    from tfgate.serving.gateway import config
 
     path = tmp_path / "gateway.yaml"
     path.write_text("listen: 127.0.0.1:9000\nmodels: {housing: {targets: ['127.0.0.1:8500'], "

@@ -6,12 +6,12 @@ this package is cheap.
 
 from __future__ import annotations
 
-from pipeline.training.errors import TrainingInputError
+from tfgate.pipeline.training.errors import TrainingInputError
 
 
 def train(*args, **kwargs):
     """See pipeline.training.trainer.train."""
-    from pipeline.training import trainer
+    from tfgate.pipeline.training import trainer
 
     return trainer.train(*args, **kwargs)
 

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from pipeline.training.errors import TrainingInputError
+from tfgate.pipeline.training.errors import TrainingInputError
 
 SPLITS = ("train", "eval", "test")
 PIPELINE_SUBDIRS = ("metadata", "transform_fn", "transformed_metadata")

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from pipeline import fashion
+from tfgate.pipeline import fashion
 
 
 def housing_metrics(predicted_dollars: np.ndarray, actual_dollars: np.ndarray) -> dict:

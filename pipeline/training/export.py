@@ -20,8 +20,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import config_pb2, saved_model_pb2
 
-from pipeline import fashion, housing
-from pipeline.training.models import fashion_inputs, housing_inputs
+from tfgate.pipeline import fashion, housing
+from tfgate.pipeline.training.models import fashion_inputs, housing_inputs
 
 ASSETS_EXTRA = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"

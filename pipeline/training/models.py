@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from pipeline import fashion, housing
+from tfgate.pipeline import fashion, housing
 
 HOUSING_NUMERIC = housing.DENSE_FEATURES + [housing.MISSING_INDICATOR]
 LOCATION = ["longitude_z", "latitude_z"]

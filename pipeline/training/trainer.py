@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline import fashion, housing
-from pipeline.training import data, distribute, evaluate, models
-from pipeline.training.errors import TrainingInputError
+from tfgate.pipeline import fashion, housing
+from tfgate.pipeline.training import data, distribute, evaluate, models
+from tfgate.pipeline.training.errors import TrainingInputError
 
 DATASETS = ("housing", "fashion")
 # Defaults per dataset (and model); early stopping usually ends training well before `epochs`.
@@ -195,7 +195,7 @@ def train(
 
     fit_started = time.monotonic()
     if strategy == "multi-worker":
-        from pipeline.training import loop
+        from tfgate.pipeline.training import loop
 
         history = loop.fit(
             net, dist, train_ds, eval_ds, dataset=dataset, batch_size=batch_size, epochs=epochs, patience=patience,
@@ -230,7 +230,7 @@ def train(
         "tensorboard_logdir": logdir,
     }
 
-    from pipeline.training import export
+    from tfgate.pipeline.training import export
 
     if not chief:
         # Workers take part in saving too (collective reads), but into a folder that is thrown away.
@@ -262,6 +262,6 @@ def train(
 
 
 def export_next_version(model_base_path: str) -> int:
-    from pipeline.training import export
+    from tfgate.pipeline.training import export
 
     return export.next_version(model_base_path)

@@ -19,6 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import get_model_status_pb2, model_pb2, predict_pb2
+
 from tfgate.v1 import gateway_pb2 as pb
 from tfgate.v1 import gateway_pb2_grpc as pb_grpc
 

@@ -7,6 +7,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import classification_pb2, inference_pb2, predict_pb2, regression_pb2
+
 from tfgate.v1 import tensor_pb2 as gw
 
 from .. import tensor_limits as limits

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from serving.processes import model_config_text
 from tests.gateway.helpers import Gateway, free_port, make_certs
+from tfgate.serving.processes import model_config_text
 
 from .helpers import HangingBackend, StatusServer
 

@@ -14,10 +14,10 @@ from concurrent import futures
 
 import grpc
 import numpy as np
-from tfgate.v1 import gateway_pb2 as pb
-from tfgate.v1 import gateway_pb2_grpc as pb_grpc
 
 from tests.conftest import FASHION_DIR, HOUSING_CSV, REPO, TFGATE
+from tfgate.v1 import gateway_pb2 as pb
+from tfgate.v1 import gateway_pb2_grpc as pb_grpc
 
 # Python code run with `-c` before anything else: every import of TensorFlow (or Keras, or
 # tensorflow-serving-api, which needs TF) fails, as on a core install without TensorFlow.
@@ -65,7 +65,7 @@ def run_tfgate(*args: str, env: dict | None = None, block_tf: bool = False,
                timeout: float = 180) -> subprocess.CompletedProcess:
     """The `tfgate` command line as a real subprocess (optionally with TensorFlow unimportable)."""
     if block_tf:
-        code = BLOCK_TF + "\nfrom clients.cli import main\nsys.argv = ['tfgate', *sys.argv[1:]]\nmain()\n"
+        code = BLOCK_TF + "\nfrom tfgate.clients.cli import main\nsys.argv = ['tfgate', *sys.argv[1:]]\nmain()\n"
         cmd = [sys.executable, "-c", code, *args]
     else:
         cmd = [*TFGATE, *args]

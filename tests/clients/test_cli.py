@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from clients import GatewayClient
 from tests.conftest import FASHION_DIR, HOUSING_CSV
+from tfgate.clients import GatewayClient
 
 from .conftest import ALL_TOKEN
 from .helpers import fashion_test_set, housing_rows, png_bytes, run_tfgate

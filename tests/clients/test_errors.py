@@ -10,8 +10,9 @@ import grpc
 import numpy as np
 import pytest
 
-import clients
-from clients import (
+from tests.gateway.helpers import free_port
+from tfgate import clients
+from tfgate.clients import (
     AsyncGatewayClient,
     DeadlineExceeded,
     GatewayClient,
@@ -23,7 +24,6 @@ from clients import (
     Unauthenticated,
     Unavailable,
 )
-from tests.gateway.helpers import free_port
 
 from .conftest import ALL_TOKEN, HOUSING_TOKEN
 from .helpers import StatusServer, housing_rows

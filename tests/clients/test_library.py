@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clients import (
+from tests.conftest import HOUSING_CSV
+from tfgate.clients import (
     AsyncGatewayClient,
     GatewayClient,
     InvalidArgument,
     ResourceExhausted,
 )
-from tests.conftest import HOUSING_CSV
 
 from .conftest import ALL_TOKEN
 from .helpers import fashion_test_set, housing_rows, png_bytes

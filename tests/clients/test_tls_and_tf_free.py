@@ -10,8 +10,8 @@ import grpc
 import numpy as np
 import pytest
 
-from clients import GatewayClient, Unauthenticated, Unavailable
 from tests.conftest import HOUSING_CSV, REPO
+from tfgate.clients import GatewayClient, Unauthenticated, Unavailable
 
 from .conftest import ALL_TOKEN
 from .helpers import BLOCK_TF, fashion_test_set, housing_rows, run_tfgate
@@ -63,8 +63,9 @@ except ImportError:
     pass
 else:
     raise SystemExit('the blocker does not work')
-import clients, clients.aio, clients.commands, clients.cli
-from clients import GatewayClient
+import tfgate.clients.aio, tfgate.clients.commands, tfgate.clients.cli
+from tfgate import clients
+from tfgate.clients import GatewayClient
 with GatewayClient({gateway.target!r}, token={ALL_TOKEN!r}) as c:
     v = c.predict_housing([{{"longitude": -122.23, "latitude": 37.88, "housing_median_age": 41,
         "total_rooms": 880, "total_bedrooms": None, "population": 322, "households": 126,
@@ -94,8 +95,8 @@ print(v.version, f.class_ids.shape, p['probabilities'].shape, loaded)
 
 
 def test_tfserving_client_directly_against_the_model_server(model_server, gateway):
-    from clients import TFServingClient
-    from clients.errors import NotFound
+    from tfgate.clients import TFServingClient
+    from tfgate.clients.errors import NotFound
 
     images, _ = fashion_test_set(10)
     with TFServingClient(model_server.grpc_target, timeout=30) as tfs:

@@ -65,7 +65,7 @@ class Gateway:
         self.config_path = tmp / f"gateway-{self.port}.yaml"
         self.config_path.write_text(yaml.safe_dump(cfg))
         self.log_path = tmp / f"gateway-{self.port}.log"
-        cmd = [sys.executable, "-m", "clients.cli", "gateway", "--config", str(self.config_path)]
+        cmd = [sys.executable, "-m", "tfgate.clients.cli", "gateway", "--config", str(self.config_path)]
         if workers:
             cmd += ["--workers", str(workers)]
         self._log = open(self.log_path, "wb")

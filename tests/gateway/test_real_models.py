@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_service_pb2_grpc
+
+from tests.conftest import FASHION_DIR
+from tfgate.serving.processes import model_config_text
 from tfgate.v1 import gateway_pb2 as pb
 from tfgate.v1 import gateway_pb2_grpc as pb_grpc
-
-from serving.processes import model_config_text
-from tests.conftest import FASHION_DIR
 
 from .helpers import Gateway
 

@@ -24,7 +24,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from serving.processes import model_config_text, start_model_server
+from tfgate.serving.processes import model_config_text, start_model_server
 
 from .helpers import Gateway
 from .test_with_model_servers import FLOATS, _save_model

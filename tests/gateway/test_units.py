@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from google.protobuf import wrappers_pb2
 from tensorflow_serving.apis import model_pb2, predict_pb2
-from tfgate.v1 import tensor_pb2 as gw
 
-from serving.gateway import config, tensors, wire
-from serving.gateway.auth import TokenStore
+from tfgate.serving.gateway import config, tensors, wire
+from tfgate.serving.gateway.auth import TokenStore
+from tfgate.v1 import tensor_pb2 as gw
 
 MINIMAL = """\
 listen: 127.0.0.1:9000
@@ -133,7 +133,7 @@ def test_token_file(tmp_path):
 def test_signature_problems_name_the_input():
     from tensorflow.core.framework import types_pb2
 
-    from serving.gateway.signatures import Input, problems
+    from tfgate.serving.gateway.signatures import Input, problems
 
     sig = {"image": Input(types_pb2.DT_UINT8, [-1, 28, 28]), "k": Input(types_pb2.DT_INT32, None)}
     ok = {"image": (types_pb2.DT_UINT8, [5, 28, 28]), "k": (types_pb2.DT_INT32, [])}

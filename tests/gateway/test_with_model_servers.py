@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_service_pb2_grpc
+
 from tfgate.v1 import gateway_pb2 as pb
 from tfgate.v1 import gateway_pb2_grpc as pb_grpc
 
@@ -51,7 +52,7 @@ class ModelServer:
         self.port = free_port()
         self.log = open(tmp / f"ms-{self.port}.log", "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "clients.cli", "model-server", f"--port={self.port}", "--rest_api_port=0",
+            [sys.executable, "-m", "tfgate.clients.cli", "model-server", f"--port={self.port}", "--rest_api_port=0",
              f"--model_config_file={config_file}", "--bind_address=127.0.0.1",
              "--grpc_shutdown_grace_seconds=2"],
             cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT)
@@ -80,7 +81,7 @@ class ModelServer:
 
 @pytest.fixture(scope="module")
 def replicas(tmp_path_factory):
-    if subprocess.run([sys.executable, "-m", "clients.cli", "model-server", "--help"], cwd=REPO,
+    if subprocess.run([sys.executable, "-m", "tfgate.clients.cli", "model-server", "--help"], cwd=REPO,
                       capture_output=True).returncode != 0:
         pytest.skip("tfgate model-server not available")
     tmp = tmp_path_factory.mktemp("ms")

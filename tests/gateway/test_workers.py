@@ -10,6 +10,7 @@ import time
 import urllib.request
 
 import grpc
+
 from tfgate.v1 import gateway_pb2 as pb
 from tfgate.v1 import gateway_pb2_grpc as pb_grpc
 

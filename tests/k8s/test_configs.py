@@ -12,7 +12,7 @@ from tests.k8s.conftest import config_map_files
 
 @pytest.mark.parametrize("target", ["overlays/gpu", "overlays/cpu"])
 def test_gateway_config_loads_with_the_deployment_env(rendered, target, tmp_path):
-    from serving.gateway import config
+    from tfgate.serving.gateway import config
 
     path = tmp_path / "gateway.yaml"
     path.write_text(config_map_files(rendered[target], "gateway-config")["gateway.yaml"])

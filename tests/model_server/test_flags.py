@@ -161,7 +161,7 @@ def test_request_larger_than_max_batch_size_is_refused(flagged):
 def test_splitting_parameters_are_checked_at_start(tmp_path):
     import subprocess
 
-    from serving.processes import tfgate_command
+    from tfgate.serving.processes import tfgate_command
 
     cfg = tmp_path / "b.config"
     cfg.write_text("max_batch_size { value: 8 }\nenable_large_batch_splitting { value: true }\n"

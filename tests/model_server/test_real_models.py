@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import get_model_metadata_pb2, prediction_log_pb2
 
-from serving.processes import model_config_text
 from tests.model_server.helpers import http, predict_request, stubs
+from tfgate.serving.processes import model_config_text
 
 HOUSING_ROW = {
     "longitude": -122.23, "latitude": 37.88, "housing_median_age": 41.0, "total_rooms": 880.0,

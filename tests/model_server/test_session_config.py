@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from serving.model_server import flags
-from serving.model_server.servable import Servable, session_config
-from serving.model_server.server import _session_config
 from tests.model_server import models
+from tfgate.serving.model_server import flags
+from tfgate.serving.model_server.servable import Servable, session_config
+from tfgate.serving.model_server.server import _session_config
 
 
 def test_flags_become_the_session_config():

@@ -13,7 +13,6 @@ import pytest
 from tensorflow_serving.apis import get_model_status_pb2, model_management_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from serving.processes import model_config_text
 from tests.model_server import models
 from tests.model_server.helpers import (
     classify_request,
@@ -25,6 +24,7 @@ from tests.model_server.helpers import (
     stubs,
     wait_for,
 )
+from tfgate.serving.processes import model_config_text
 
 State = get_model_status_pb2.ModelVersionStatus.State
 MISSING_VARIABLE = re.compile(r"^Could not find variable \S*out/(kernel|bias)\. ")  # the Dense layer's, unrestored

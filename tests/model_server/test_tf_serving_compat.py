@@ -17,10 +17,10 @@ from tensorflow.python.saved_model import loader_impl
 from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from serving.model_server import textproto
-from serving.processes import model_config_text, tfgate_command
 from tests.model_server import models
 from tests.model_server.helpers import http, out, predict_request, stubs, wait_for
+from tfgate.serving.model_server import textproto
+from tfgate.serving.processes import model_config_text, tfgate_command
 
 MSC = "tensorflow.serving.ModelServerConfig"
 

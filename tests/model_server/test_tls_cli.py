@@ -15,10 +15,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from serving.model_server import flags as ms_flags
 from tests.fixtures_servers import tfgate_command
 from tests.model_server import models
 from tests.model_server.helpers import predict_request, stubs
+from tfgate.serving.model_server import flags as ms_flags
 
 
 def _cert(name: str, issuer_key=None, issuer_name=None, ca: bool = False):

@@ -18,8 +18,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from pipeline import beam_pipeline, fashion, housing
 from tests.conftest import FASHION_DIR, HOUSING_CSV, TFGATE
+from tfgate.pipeline import beam_pipeline, fashion, housing
 
 HOUSING_ROWS = 20_640
 FASHION_TRAIN, FASHION_TEST = 3_615, 4_443
@@ -259,7 +259,7 @@ def test_download_verifies_local_files_offline_and_refuses_a_mismatch(tmp_path):
     # The bundled housing CSV is the full official one: verified in place, nothing fetched.
     local = tmp_path / "housing.csv"
     shutil.copy(HOUSING_CSV, local)
-    from pipeline import download
+    from tfgate.pipeline import download
 
     assert download.fetch_housing(str(local)) is False
     # The bundled Fashion-MNIST files are a subset, so they do not match the official checksums.
@@ -284,7 +284,7 @@ def loopback_mirror(tmp_path):
 
 
 def test_download_from_a_mirror_checks_the_extracted_csv(loopback_mirror, tmp_path):
-    from pipeline import download
+    from tfgate.pipeline import download
 
     root, url = loopback_mirror
     with tarfile.open(root / "housing.tgz", "w:gz") as tar:

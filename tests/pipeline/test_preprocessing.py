@@ -11,7 +11,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 
-from pipeline import beam_pipeline, fashion, housing
+from tfgate.pipeline import beam_pipeline, fashion, housing
 
 
 def analyze_and_transform(preprocessing_fn, feature_spec: dict, rows: list[dict], tmp_path) -> list[dict]:

@@ -14,9 +14,9 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
-from serving.processes import model_config_text
 from tests.fixtures_servers import start_model_server
 from tests.gateway.helpers import Gateway, make_certs
+from tfgate.serving.processes import model_config_text
 
 from .models import make_fashion, make_half, make_housing
 

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from tensorflow.core.framework import tensor_pb2 as tf_tensor_pb2
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
+
 from tfgate.v1 import gateway_pb2 as pb
 from tfgate.v1 import tensor_pb2
 

@@ -30,13 +30,13 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
     regression_pb2,
 )
+
+from tests.fixtures_servers import start_model_server
+from tests.model_server.helpers import metric
+from tfgate.serving.processes import model_config_text
 from tfgate.v1 import gateway_pb2 as gw_pb
 from tfgate.v1 import gateway_pb2_grpc as gw_grpc
 from tfgate.v1 import tensor_pb2 as gw_tensor
-
-from serving.processes import model_config_text
-from tests.fixtures_servers import start_model_server
-from tests.model_server.helpers import metric
 
 DEFAULT_BOUND = 2**31 - 1
 GATEWAY_BOUND = 16 * 16 * 1024 * 1024
@@ -374,7 +374,7 @@ def test_batching_does_not_pad_beyond_the_bound(small, small_ms):
 
 # ---- where the bound comes from -----------------------------------------------------------------
 def test_model_server_bound_defaults_to_the_largest_accepted_message():
-    from serving.model_server import flags, server
+    from tfgate.serving.model_server import flags, server
 
     def bound(*argv):
         return server.max_tensor_bytes(flags.parse(list(argv)))
@@ -390,7 +390,7 @@ def test_model_server_bound_defaults_to_the_largest_accepted_message():
 
 
 def test_gateway_bound_from_yaml_and_environment(tmp_path):
-    from serving.gateway import config
+    from tfgate.serving.gateway import config
 
     path = tmp_path / "gw.yaml"
     path.write_text("listen: 127.0.0.1:9000\nmodels:\n  half: {targets: ['127.0.0.1:8500']}\n"

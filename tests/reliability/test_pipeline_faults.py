@@ -34,7 +34,7 @@ def _tfrecords(out: Path) -> int:
 @pytest.fixture(scope="module")
 def faulty_run(tmp_path_factory):
     """One run over three files: faults mixed with good rows, a header-only file, a gzipped CSV."""
-    from pipeline import beam_pipeline
+    from tfgate.pipeline import beam_pipeline
 
     src = tmp_path_factory.mktemp("faulty-input")
     mixed = [*GOOD[:20],
@@ -86,7 +86,7 @@ def _distinct_rows(n: int) -> bytes:
 
 
 def test_corrupt_gzip_fails_loudly_without_claiming_success(tmp_path):
-    from pipeline import beam_pipeline
+    from tfgate.pipeline import beam_pipeline
 
     data = gzip.compress(HEADER + _distinct_rows(20_000))
     cut = len(data) * 3 // 4  # past what the header check reads: Beam's reader hits it
@@ -100,7 +100,7 @@ def test_corrupt_gzip_fails_loudly_without_claiming_success(tmp_path):
 
 
 def test_gzip_corrupt_at_the_start_is_refused_with_one_line(tmp_path):
-    from pipeline import beam_pipeline
+    from tfgate.pipeline import beam_pipeline
 
     data = gzip.compress(HEADER + b"\n".join(GOOD) + b"\n")
     (tmp_path / "in.csv.gz").write_bytes(data[:12] + b"\x00\xffgarbage" + data[20:])
@@ -109,7 +109,7 @@ def test_gzip_corrupt_at_the_start_is_refused_with_one_line(tmp_path):
 
 
 def test_zero_byte_file_is_refused_with_one_line(tmp_path):
-    from pipeline import beam_pipeline
+    from tfgate.pipeline import beam_pipeline
 
     (tmp_path / "empty.csv").write_bytes(b"")
     with pytest.raises(beam_pipeline.PipelineInputError, match="is not a housing CSV"):
@@ -117,7 +117,7 @@ def test_zero_byte_file_is_refused_with_one_line(tmp_path):
 
 
 def test_gzip_that_is_not_gzip_is_refused_with_one_line(tmp_path):
-    from pipeline import beam_pipeline
+    from tfgate.pipeline import beam_pipeline
 
     (tmp_path / "plain.csv.gz").write_bytes(HEADER + GOOD[0])
     with pytest.raises(beam_pipeline.PipelineInputError, match="cannot read a CSV header"):

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc, prediction_service_pb2_grpc
 
-from serving.processes import model_config_text
 from tests.fixtures_servers import start_model_server
 from tests.model_server.helpers import predict_request
+from tfgate.serving.processes import model_config_text
 
 from .models import make_half
 

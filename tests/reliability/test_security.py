@@ -22,10 +22,10 @@ from tensorflow_serving.apis import (
     predict_pb2,
     regression_pb2,
 )
-from tfgate.v1 import gateway_pb2 as pb
-from tfgate.v1 import tensor_pb2
 
 from tests.gateway.helpers import make_certs
+from tfgate.v1 import gateway_pb2 as pb
+from tfgate.v1 import tensor_pb2
 
 from .conftest import PAYLOAD_MARKER, TOKEN_ALL, TOKEN_HOUSING
 

@@ -8,7 +8,7 @@ import os
 import numpy as np
 from tensorflow.core.protobuf import saved_model_pb2
 
-from pipeline import beam_pipeline, fashion, housing
+from tfgate.pipeline import beam_pipeline, fashion, housing
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -8,7 +8,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from pipeline import cli as pipeline_cli
+from tfgate.pipeline import cli as pipeline_cli
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
-from pipeline import fashion, housing
-from pipeline.training import export
 from tests.training.helpers import signature_defs, tensor_info
+from tfgate.pipeline import fashion, housing
+from tfgate.pipeline.training import export
 
 FLOAT, STRING, INT64, UINT8 = types_pb2.DT_FLOAT, types_pb2.DT_STRING, types_pb2.DT_INT64, types_pb2.DT_UINT8
 

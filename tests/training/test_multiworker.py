@@ -12,9 +12,9 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from pipeline import housing
-from pipeline.training import export
 from tests.training.helpers import REPO
+from tfgate.pipeline import housing
+from tfgate.pipeline.training import export
 
 
 def _free_port() -> int:
@@ -34,7 +34,7 @@ def test_two_workers_on_loopback(housing_pipeline_dir, tmp_path):
         tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
         env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "TF_CPP_MIN_LOG_LEVEL": "2", "COLUMNS": "200"}
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "clients.cli", *args], cwd=REPO, env=env,
+            [sys.executable, "-m", "tfgate.clients.cli", *args], cwd=REPO, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         ))  # fmt: skip
     try:

@@ -7,9 +7,9 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from pipeline import fashion, housing
-from pipeline.training import data, models
 from tests.training.helpers import fashion_raw_test_images, housing_raw_test_rows
+from tfgate.pipeline import fashion, housing
+from tfgate.pipeline.training import data, models
 
 # Columns that identify a housing row; each *_z is an increasing function of its raw column, so
 # sorting raw rows and transformed rows by the same columns puts them in the same order.

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.training import export
+from tfgate.pipeline.training import export
 
 SAVED_MODEL_CLI = str(Path(sys.executable).with_name("saved_model_cli"))
 

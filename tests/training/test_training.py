@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline.training import TrainingInputError, data, export, train
+from tfgate.pipeline.training import TrainingInputError, data, export, train
 
 
 def test_next_version_ignores_other_entries(tmp_path):
