@@ -134,15 +134,23 @@ class Servable:
         return sig
 
     def _callable(self, sig: Signature, outputs: tuple[str, ...]):
+        """(callable, the aliases it fetches): one per signature and output filter, up to
+        MAX_CALLABLES filters per signature; past that, the all-outputs callable."""
         key = (sig.name, outputs)
         fn = self._callables.get(key)
         if fn is not None:
-            return fn
+            return fn, outputs
         with self._lock:
             fn = self._callables.get(key)
             if fn is None:
                 if self._session is None:
                     raise ServingError(grpc.StatusCode.UNAVAILABLE, f"{self.name} version {self.version} is unloaded")
+                filters = sum(k[0] == sig.name for k in self._callables)  # under the lock: no insert meanwhile
+                if outputs != tuple(sig.output_keys) and filters >= MAX_CALLABLES:
+                    outputs = tuple(sig.output_keys)
+                    key = (sig.name, outputs)
+                    fn = self._callables.get(key)
+            if fn is None:
                 options = config_pb2.CallableOptions(
                     feed=[_tensor_name(sig.sigdef.inputs[k], sig.name, k) for k in sig.input_keys],
                     fetch=[_tensor_name(sig.sigdef.outputs[k], sig.name, k) for k in outputs])
@@ -150,23 +158,22 @@ class Servable:
                 # takes (Python's Session.run would refuse a feed that differs from the placeholder).
                 fn = self._session._make_callable_from_options(options)
                 self._callables[key] = fn
-        return fn
+        return fn, outputs
 
     def run(self, sig: Signature, inputs: dict[str, np.ndarray],
             outputs: list[str] | None = None) -> dict[str, np.ndarray]:
         """Run the signature on inputs keyed by alias; `outputs` picks the fetched aliases (all by
         default). TensorFlow's complaints come back with its status code and message."""
-        names = tuple(outputs) if outputs else tuple(sig.output_keys)
-        if names != tuple(sig.output_keys) and sum(k[0] == sig.name for k in self._callables) >= MAX_CALLABLES:
-            return {k: v for k, v in self.run(sig, inputs).items() if k in names}
-        fn = self._callable(sig, names)
+        wanted = tuple(outputs) if outputs else tuple(sig.output_keys)
+        fn, names = self._callable(sig, wanted)
         try:
             values = fn(*[inputs[k] for k in sig.input_keys])
         except tf.errors.OpError as e:
             raise ServingError(code_from_value(e.error_code), e.message.rstrip()) from None
         except (TypeError, ValueError) as e:
             raise invalid(str(e).split("\n")[0]) from None
-        return dict(zip(names, values, strict=True))
+        out = dict(zip(names, values, strict=True))
+        return out if names == wanted else {k: out[k] for k in wanted}
 
     # Warm-up: TF Serving's format is a TFRecord file of PredictionLog protos.
     def warmup(self, iterations: int) -> int:

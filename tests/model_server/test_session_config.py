@@ -34,3 +34,22 @@ def test_each_version_session_is_built_with_it(tmp_path):
         assert servable.run(sig, {"x": np.array([2.0], np.float32)})["y"].tolist() == [3.0]
     finally:
         servable.close()
+
+
+def test_output_filters_fetch_what_is_asked_and_are_capped(tmp_path, monkeypatch):
+    from tfgate.serving.model_server import servable as servable_module
+
+    monkeypatch.setattr(servable_module, "MAX_CALLABLES", 2)
+    servable = Servable("hp", 1, models.make_half_plus(tmp_path, 1), ["serve"])
+    servable.load()
+    try:
+        sig = servable.signature("two_inputs")
+        feed = {"a": np.array([3.0], np.float32), "b": np.array([1.0], np.float32)}
+        assert servable.run(sig, feed, ["diff"]) == {"diff": [2.0]}
+        assert servable.run(sig, feed, ["sum"]) == {"sum": [4.0]}  # a second callable: the cap
+        assert servable.run(sig, feed, ["sum", "diff"]) == {"sum": [4.0], "diff": [2.0]}  # all outputs, picked
+        assert len(servable._callables) == 3
+        assert servable.run(sig, feed) == {"diff": [2.0], "sum": [4.0]}
+        assert len(servable._callables) == 3
+    finally:
+        servable.close()
