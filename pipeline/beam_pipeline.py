@@ -40,7 +40,7 @@ from google.protobuf import json_format
 from tfx_bsl.coders.example_coder import RecordBatchToExamplesEncoder
 from tfx_bsl.public import tfxio
 
-from pipeline import fashion, housing
+from tfgate.pipeline import fashion, housing
 
 SPLITS = ("train", "eval", "test")
 COUNTER_NAMESPACE = "tfgate"

@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from clients.console import console, fail, quiet_library_logs
+from tfgate.clients.console import console, fail, quiet_library_logs
 
 
 class DatasetName(StrEnum):
@@ -61,7 +61,7 @@ def pipeline_command(
         if not os.path.exists(input_path):
             fail(f"input not found: {input_path}")
     quiet_library_logs()
-    from pipeline import beam_pipeline
+    from tfgate.pipeline import beam_pipeline
 
     with _elapsed_status(f"pipeline {dataset.value}: reading {input_path}"):
         try:
@@ -84,7 +84,7 @@ def pipeline_command(
 
 
 def _download(dataset: DatasetName, input_path: str, mirror: str | None) -> None:
-    from pipeline import download
+    from tfgate.pipeline import download
 
     try:
         with _elapsed_status(f"checking / downloading the full {dataset.value} dataset"):
@@ -177,7 +177,7 @@ def train_command(
     records, and its assets.extra/ holds the test-split metrics.json and plots.
     """
     quiet_library_logs()
-    from pipeline.training import TrainingInputError, train
+    from tfgate.pipeline.training import TrainingInputError, train
 
     def on_epoch(epoch: int, total: int, logs: dict, seconds: float) -> None:
         shown = " · ".join(f"{k} {v:.4f}" for k, v in logs.items() if k != "learning_rate")
@@ -209,7 +209,7 @@ def train_command(
 
 
 def _print_evaluation(result) -> None:
-    from pipeline.training.evaluate import table_rows
+    from tfgate.pipeline.training.evaluate import table_rows
 
     table = Table(title=f"train {result.dataset} → {result.path}")
     table.add_column("metric")
