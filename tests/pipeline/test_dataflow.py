@@ -59,11 +59,12 @@ SOURCES = ("pyproject.toml", "README.md", "clients", "pipeline", "serving", "pro
 
 
 def housing_input() -> list[tuple[str, bytes]]:
-    """300 bundled rows over two files (one gzipped), plus a row of each kind the pipeline refuses."""
+    """300 bundled rows from all over the file, in two files (one gzipped); two of them made unusable."""
     lines = HOUSING_CSV.read_text().splitlines()
-    header, rows = lines[0], lines[1:301]
-    rows[10] = rows[10].replace("NEAR BAY", "")  # missing ocean_proximity
-    rows[200] = "-122.2,37.8,oops" + rows[200][rows[200].index(",", 12):]  # non-numeric
+    header, rows = lines[0], lines[1::68][:300]
+    rows[10] = rows[10].rsplit(",", 1)[0] + ","  # missing ocean_proximity
+    fields = rows[200].split(",")
+    rows[200] = ",".join([*fields[:2], "oops", *fields[3:]])  # non-numeric housing_median_age
     first = "\n".join([header, *rows[:150]]) + "\n"
     second = "\n".join([header, *rows[150:]]) + "\n"
     return [("part-0.csv", first.encode()), ("part-1.csv.gz", gzip.compress(second.encode()))]
@@ -167,8 +168,13 @@ def test_memory_filesystem_input_errors_name_the_path(tmp_path):
         beam_pipeline.run("housing", f"memory://{tmp_path.name}/none/*.csv", str(tmp_path / "out"))
     directory = f"memory://{tmp_path.name}/fashion"
     try:
-        with FileSystems.create(f"{directory}/train-images-idx3-ubyte.gz") as handle:
+        images = f"{directory}/train-images-idx3-ubyte.gz"
+        with FileSystems.create(images, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
             handle.write(b"not gzip")
+        with pytest.raises(beam_pipeline.PipelineInputError, match=f"{images}: not a gzip file"):
+            beam_pipeline.run("fashion", directory, str(tmp_path / "out"))
+        with FileSystems.create(images, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+            handle.write(idx_gz(fashion.IMAGES_MAGIC, (0, 28, 28), b""))
         with pytest.raises(beam_pipeline.PipelineInputError, match="missing IDX file: memory://.*train-labels"):
             beam_pipeline.run("fashion", directory, str(tmp_path / "out"))
         with pytest.raises(beam_pipeline.PipelineInputError, match="input directory not found"):
@@ -318,8 +324,6 @@ def test_dataflow_job_builds_offline_from_the_command_line(dataset, sdist, tmp_p
     ("args", "message"),
     [
         ([*CLOUD], "the workers need tfgate's code: pass --sdk_container_image=IMAGE"),
-        (["--runner=FnApiRunner", "--dry_run=True"], "--dry_run=True builds a Dataflow job without running it"),
-        (["--job-file", "job.json"], "--job-file describes a job built with --runner=DataflowRunner --dry_run=True"),
         ([*CLOUD[:1], "--dry_run=maybe"], "--dry_run=maybe: expected True or False"),
     ],
 )
@@ -330,6 +334,19 @@ def test_dataflow_option_mistakes_exit_2_with_one_line(args, message, tmp_path):
     ours = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(ours) == 1 and message in ours[0], done.stderr[-3000:]
     assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "job_file", "message"),
+    [
+        (["--runner=FnApiRunner", "--dry_run=True"], None, "--dry_run=True builds a Dataflow job without running it"),
+        ([], "job.json", "--job-file describes a job built with --runner=DataflowRunner --dry_run=True"),
+    ],
+)
+def test_dry_run_and_job_file_only_with_dataflow(args, job_file, message, tmp_path):
+    with pytest.raises(beam_pipeline.PipelineInputError, match=message.replace("+", "\\+")):
+        beam_pipeline.run("housing", str(HOUSING_CSV), str(tmp_path / "out"), args, job_file=job_file)
+    assert not (tmp_path / "out").exists()
 
 
 def test_beam_options_reach_the_pipeline_as_given_and_tfgate_defaults_stay_out_of_their_way():
@@ -356,14 +373,20 @@ def test_sdist_holds_the_pipeline_package_and_installs(sdist, tmp_path):
         assert f"{root}/pipeline/{module}.py" in names, module
     assert f"{root}/pyproject.toml" in names and f"{root}/protos/tfgate/__init__.py" in names
 
-    # What a worker does with --extra_package: pip installs it. Dependencies are borrowed from this venv
-    # (a .pth line), so the import below can only find tfgate's code in the new venv's site-packages.
+    # What a worker does with --extra_package: pip builds the sdist and installs the result. Built here with this
+    # venv's setuptools (offline), installed into a fresh venv whose dependencies are borrowed from this one (a
+    # .pth line), so the import below can only find tfgate's code in the new venv's site-packages.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    wheels = tmp_path / "wheels"
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                            str(wheels), str(sdist)], capture_output=True, text=True, timeout=300, env=env)
+    assert built.returncode == 0, built.stderr[-3000:]
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    (wheel,) = wheels.glob("tfgate-*.whl")
     install = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
-                              "--no-build-isolation", str(sdist)], capture_output=True, text=True, timeout=300, env=env)
+                              str(wheel)], capture_output=True, text=True, timeout=300, env=env)
     assert install.returncode == 0, install.stderr[-3000:]
     site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           capture_output=True, text=True, check=True, env=env).stdout.strip()
