@@ -1,0 +1,1 @@
+"""Generated from protos/tfgate/inference/*.proto by protos/generate.py; do not edit."""
