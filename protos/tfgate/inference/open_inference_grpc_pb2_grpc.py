@@ -70,11 +70,6 @@ class GRPCInferenceServiceStub:
                 request_serializer=tfgate_dot_inference_dot_open__inference__grpc__pb2.ModelConfigRequest.SerializeToString,
                 response_deserializer=tfgate_dot_inference_dot_open__inference__grpc__pb2.ModelConfigResponse.FromString,
                 _registered_method=True)
-        self.ModelStatistics = channel.unary_unary(
-                '/inference.GRPCInferenceService/ModelStatistics',
-                request_serializer=tfgate_dot_inference_dot_open__inference__grpc__pb2.ModelStatisticsRequest.SerializeToString,
-                response_deserializer=tfgate_dot_inference_dot_open__inference__grpc__pb2.ModelStatisticsResponse.FromString,
-                _registered_method=True)
 
 
 class GRPCInferenceServiceServicer:
@@ -130,13 +125,6 @@ class GRPCInferenceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def ModelStatistics(self, request, context):
-        """Triton's extension: per-model counters (perf_analyzer asks for them around each measurement).
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
 
 def add_GRPCInferenceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -174,11 +162,6 @@ def add_GRPCInferenceServiceServicer_to_server(servicer, server):
                     servicer.ModelConfig,
                     request_deserializer=tfgate_dot_inference_dot_open__inference__grpc__pb2.ModelConfigRequest.FromString,
                     response_serializer=tfgate_dot_inference_dot_open__inference__grpc__pb2.ModelConfigResponse.SerializeToString,
-            ),
-            'ModelStatistics': grpc.unary_unary_rpc_method_handler(
-                    servicer.ModelStatistics,
-                    request_deserializer=tfgate_dot_inference_dot_open__inference__grpc__pb2.ModelStatisticsRequest.FromString,
-                    response_serializer=tfgate_dot_inference_dot_open__inference__grpc__pb2.ModelStatisticsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -371,33 +354,6 @@ class GRPCInferenceService:
             '/inference.GRPCInferenceService/ModelConfig',
             tfgate_dot_inference_dot_open__inference__grpc__pb2.ModelConfigRequest.SerializeToString,
             tfgate_dot_inference_dot_open__inference__grpc__pb2.ModelConfigResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def ModelStatistics(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/inference.GRPCInferenceService/ModelStatistics',
-            tfgate_dot_inference_dot_open__inference__grpc__pb2.ModelStatisticsRequest.SerializeToString,
-            tfgate_dot_inference_dot_open__inference__grpc__pb2.ModelStatisticsResponse.FromString,
             options,
             channel_credentials,
             insecure,
