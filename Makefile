@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 install: $(STAMP)
 
 # Rebuilt only when the pins or the project metadata change; otherwise a no-op.
-$(STAMP): pyproject.toml requirements/lock.txt
+$(STAMP): pyproject.toml requirements/lock.txt requirements/oip.txt requirements/perf.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q pip==25.3
 	$(BIN)/python -m pip install -q -c requirements/lock.txt -e '.[dev]'
@@ -17,6 +17,13 @@ $(STAMP): pyproject.toml requirements/lock.txt
 	test -x $(VENV)/checkov/bin/python || $(PYTHON) -m venv $(VENV)/checkov
 	$(VENV)/checkov/bin/python -m pip install -q pip==25.3
 	$(VENV)/checkov/bin/python -m pip install -q -r requirements/checkov.txt
+	# Triton's and KServe's v2 clients (tests/oip) in their own venv: tritonclient pins ml-dtypes below TensorFlow's.
+	test -x $(VENV)/oip/bin/python || $(PYTHON) -m venv $(VENV)/oip
+	$(VENV)/oip/bin/python -m pip install -q pip==25.3
+	$(VENV)/oip/bin/python -m pip install -q -r requirements/oip.txt
+	# perf_analyzer (benchmarks/oip_bench.py): the native binary that tritonclient 2.50.0's wheel carries.
+	test -x $(VENV)/perf/bin/python || $(PYTHON) -m venv $(VENV)/perf
+	$(VENV)/perf/bin/python -m pip install -q --no-deps -r requirements/perf.txt
 	touch $(STAMP)
 
 demo: install
