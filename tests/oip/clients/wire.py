@@ -1,7 +1,7 @@
 """Offline wire check with Triton's or KServe's own client code (run by .venv/oip/bin/python).
 
 `wire.py {triton,kserve} requests DIR`: the client encodes requests for every datatype (gRPC bytes; REST
-with binary tensors and as plain JSON) into DIR, plus the arrays it meant (expected.json).
+with binary tensors and as plain JSON) into DIR and prints the arrays it meant, as JSON.
 `wire.py {triton,kserve} responses DIR`: the client decodes the responses tfgate wrote into DIR and
 prints the arrays it got, as JSON. `wire.py {triton,kserve} descriptors -`: the client's proto fields.
 One client per process: both register inference.* protos.
