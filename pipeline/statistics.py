@@ -305,9 +305,10 @@ class StatisticsAccumulator:
         }
 
 
-def as_column(values: list, kind: str) -> object:
+def as_column(values: list, kind: str, shape: list[int] | None = None) -> object:
     """Loosely typed served values (numpy scalars and arrays, bytes, str, floats; None = missing) as
-    the column a feature of `kind` takes."""
+    the column a feature of `kind` takes. `shape`: the training images' shape, which raw image bytes
+    (a tf.Example's) take when their size matches."""
     if kind == NUMERIC:
         out = np.full(len(values), np.nan)
         for i, v in enumerate(values):
@@ -331,7 +332,9 @@ def as_column(values: list, kind: str) -> object:
             column[i] = None if v is None else str(v)
         return column
     if kind == IMAGE:
-        return [v if v is None or isinstance(v, bytes) else np.asarray(v) for v in values]
+        size = math.prod(shape) if shape else None
+        return [v if v is None else np.frombuffer(v, np.uint8).reshape(shape) if isinstance(v, bytes) and
+                len(v) == size else v if isinstance(v, bytes) else np.asarray(v) for v in values]
     raise StatisticsError(f"unknown kind {kind!r} (expected one of {', '.join(KINDS)})")
 
 
