@@ -297,6 +297,8 @@ class StatisticsAccumulator:
         """The statistics as a JSON-ready dict; with `reference` (training statistics), numeric features
         also carry their counts in the reference's bins (what drift compares)."""
         ref = (reference or {}).get("features", {})
+        for name in self.kinds:  # a feature never seen still gets its (empty) statistics
+            self._accumulator(name, None)
         return {
             "format": FORMAT,
             **info,
