@@ -503,8 +503,9 @@ def compare(train: dict, served: dict, thresholds: Mapping[str, float] | None = 
             row.noise_floor = noise_floor(train_hist, served_count, row.metric)
             if s.get("mean") is not None and t.get("mean") is not None:
                 row.detail = f"mean {t['mean']:.4g} -> {s['mean']:.4g}"
-            if s["missing_rate"] != t["missing_rate"] and (s["missing"] or t["missing"]):
-                row.detail += f"; missing {t['missing_rate']:.1%} -> {s['missing_rate']:.1%}"
+            before, after = f"{t['missing_rate']:.1%}", f"{s['missing_rate']:.1%}"
+            if before != after:
+                row.detail += f"; missing {before} -> {after}"
         elif t["kind"] == CATEGORICAL:
             row.metric = "l_infinity"
             tf, sf = _categorical_frequencies(t), _categorical_frequencies(s)
