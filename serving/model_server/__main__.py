@@ -1,5 +1,5 @@
 import sys
 
-from tfgate.serving.model_server.server import main
+from tfgate.serving.model_server import main
 
-sys.exit(main(sys.argv[1:]))
+sys.exit(main())

@@ -25,8 +25,8 @@ import time
 
 import numpy as np
 
+from ..status import ServingError, invalid, unavailable
 from ..tensor_limits import MAX_MESSAGE_BYTES, array_bytes
-from .errors import ServingError, invalid, unavailable
 from .servable import Servable, Signature
 
 log = logging.getLogger("tfgate.model_server")

@@ -2,9 +2,12 @@
 
 Each API is split into prepare (validate, decode into numpy inputs), run (the servable, possibly
 through the batcher) and build (response proto), so the same code serves gRPC, REST and warm-up.
+How requests are checked and answered comes in an `InferenceOptions`, passed down from start-up.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 from tensorflow.core.framework import types_pb2
@@ -16,8 +19,9 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from .. import tensor_codec as codec
+from ..status import ServingError, invalid
 from . import tensors
-from .errors import ServingError, invalid
 from .servable import Servable, Signature
 
 CLASSIFY = "tensorflow/serving/classify"
@@ -25,9 +29,13 @@ REGRESS = "tensorflow/serving/regress"
 PREDICT = "tensorflow/serving/predict"
 
 
-class Settings:
-    check_method_name = False  # --enable_signature_method_name_check
-    as_tensor_content = False  # --enable_serialization_as_tensor_content
+@dataclasses.dataclass(frozen=True)
+class InferenceOptions:
+    check_method_name: bool = False  # --enable_signature_method_name_check
+    as_tensor_content: bool = False  # --enable_serialization_as_tensor_content
+
+
+DEFAULTS = InferenceOptions()
 
 
 def fill_spec(spec: model_pb2.ModelSpec, servable: Servable, signature_name: str) -> None:
@@ -58,7 +66,7 @@ def check_dtype(sig: Signature, alias: str, dt: int) -> None:
     want = sig.input_dtypes[alias]
     if want != dt and want != types_pb2.DT_INVALID:
         idx = sig.input_index[alias]
-        raise invalid(f"Expects arg[{idx}] to be {tensors.dtype_name(want)} but {tensors.dtype_name(dt)} "
+        raise invalid(f"Expects arg[{idx}] to be {codec.dtype_name(want)} but {codec.dtype_name(dt)} "
                       f"is provided")
 
 
@@ -90,18 +98,18 @@ def predict_prepare(servable: Servable, req: predict_pb2.PredictRequest):
     return sig, inputs, wanted
 
 
-def predict_build(servable: Servable, sig: Signature, outputs: dict, wanted: list[str]):
+def predict_build(servable: Servable, sig: Signature, outputs: dict, wanted: list[str], opts: InferenceOptions):
     resp = predict_pb2.PredictResponse()
     fill_spec(resp.model_spec, servable, sig.name)
-    as_content = Settings.as_tensor_content
+    as_content = opts.as_tensor_content
     for k in wanted:
         tensors.fill_proto(resp.outputs[k], outputs[k], as_content)
     return resp
 
 
-def predict_sync(servable: Servable, req):
+def predict_sync(servable: Servable, req, opts: InferenceOptions):
     sig, inputs, wanted = predict_prepare(servable, req)
-    return predict_build(servable, sig, servable.run(sig, inputs, wanted), wanted)
+    return predict_build(servable, sig, servable.run(sig, inputs, wanted), wanted, opts)
 
 
 # ---- Classify / Regress on serialized tf.Example
@@ -128,13 +136,13 @@ def _single_string_input(sig: Signature) -> str:
     alias = sig.input_keys[0]
     if sig.input_dtypes[alias] != types_pb2.DT_STRING:
         raise invalid(f"Expected input Tensor of DT_STRING for signature {sig.name}, got "
-                      f"{tensors.dtype_name(sig.input_dtypes[alias])}.")
+                      f"{codec.dtype_name(sig.input_dtypes[alias])}.")
     return alias
 
 
-def classify_prepare(servable: Servable, spec, inp):
+def classify_prepare(servable: Servable, spec, inp, opts: InferenceOptions):
     sig = servable.signature(spec.signature_name)
-    if Settings.check_method_name and sig.method_name != CLASSIFY:
+    if opts.check_method_name and sig.method_name != CLASSIFY:
         raise invalid(f"Expected classification signature method_name to be {CLASSIFY}. Was: "
                       f"{sig.method_name}")
     alias = _single_string_input(sig)
@@ -179,9 +187,9 @@ def classify_build(servable, sig, outputs, n):
     return resp
 
 
-def regress_prepare(servable: Servable, spec, inp):
+def regress_prepare(servable: Servable, spec, inp, opts: InferenceOptions):
     sig = servable.signature(spec.signature_name)
-    if Settings.check_method_name and sig.method_name != REGRESS:
+    if opts.check_method_name and sig.method_name != REGRESS:
         raise invalid(f"Expected regression signature method_name to be {REGRESS}. Was: {sig.method_name}")
     alias = _single_string_input(sig)
     if "outputs" not in sig.sigdef.outputs:
@@ -209,14 +217,14 @@ def regress_build(servable, sig, outputs, n):
     return resp
 
 
-def classify_sync(servable, req):
-    sig, inputs = classify_prepare(servable, req.model_spec, req.input)
+def classify_sync(servable, req, opts: InferenceOptions):
+    sig, inputs = classify_prepare(servable, req.model_spec, req.input, opts)
     n = len(next(iter(inputs.values())))
     return classify_build(servable, sig, servable.run(sig, inputs), n)
 
 
-def regress_sync(servable, req):
-    sig, inputs = regress_prepare(servable, req.model_spec, req.input)
+def regress_sync(servable, req, opts: InferenceOptions):
+    sig, inputs = regress_prepare(servable, req.model_spec, req.input, opts)
     n = len(next(iter(inputs.values())))
     return regress_build(servable, sig, servable.run(sig, inputs), n)
 
@@ -239,17 +247,17 @@ def multi_inference_check(req: inference_pb2.MultiInferenceRequest) -> None:
                                f"Unsupported signature method_name: {task.method_name}")
 
 
-def multi_inference_sync(servable, req):
+def multi_inference_sync(servable, req, opts: InferenceOptions):
     multi_inference_check(req)
     resp = inference_pb2.MultiInferenceResponse()
     for task in req.tasks:
         r = resp.results.add()
         if task.method_name == CLASSIFY:
-            sig, inputs = classify_prepare(servable, task.model_spec, req.input)
+            sig, inputs = classify_prepare(servable, task.model_spec, req.input, opts)
             n = len(next(iter(inputs.values())))
             r.classification_result.CopyFrom(classify_result(servable.run(sig, inputs), n))
         else:
-            sig, inputs = regress_prepare(servable, task.model_spec, req.input)
+            sig, inputs = regress_prepare(servable, task.model_spec, req.input, opts)
             n = len(next(iter(inputs.values())))
             r.regression_result.CopyFrom(regress_result(servable.run(sig, inputs), n))
         fill_spec(r.model_spec, servable, sig.name)

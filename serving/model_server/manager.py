@@ -18,7 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from .errors import ServingError, failed_precondition, invalid, not_found
+from ..status import ServingError, failed_precondition, invalid, not_found
+from . import warmup
+from .inference import DEFAULTS, InferenceOptions
 from .servable import Servable, load_error
 
 log = logging.getLogger("tfgate.model_server")
@@ -61,6 +63,7 @@ class ManagerOptions:
     allow_version_labels_for_unavailable_models: bool = False
     num_load_threads: int = 0
     session_config: object = None  # tensorflow ConfigProto for every version's Session
+    inference: InferenceOptions = DEFAULTS  # warm-up requests run as served ones
 
 
 def list_versions(base_path: str) -> dict[int, str]:
@@ -250,7 +253,7 @@ class Manager:
     def _load_blocking(self, servable: Servable) -> int:
         servable.load()
         if self.opts.enable_model_warmup:
-            return servable.warmup(self.opts.num_request_iterations_for_warmup)
+            return warmup.replay(servable, self.opts.num_request_iterations_for_warmup, self.opts.inference)
         return 0
 
     def _start_unload(self, model: Model, v: Version) -> None:

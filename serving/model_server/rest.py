@@ -24,10 +24,11 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from .. import tensor_codec as codec
 from .. import tensor_limits as limits
+from ..status import ServingError, invalid
 from . import tensors
-from .core import Core
-from .errors import ServingError, invalid
+from .data_plane import DataPlane
 
 _PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)"
                    r"(?:/versions/(?P<version>-?\d+)|/labels/(?P<label>[^/:]+))?"
@@ -126,9 +127,9 @@ def _json_array(value, dt: int, alias: str, budget: limits.Budget | None) -> np.
             raise invalid(f"Failed to process element of '{alias}': the lists are not all of the same "
                           f"shape") from None
         return arr
-    npdt = tensors.NP_OF.get(dt)
+    npdt = codec.NP_OF.get(dt)
     if npdt is None:
-        raise invalid(f"Unsupported dtype {tensors.dtype_name(dt)} for input {alias} in JSON")
+        raise invalid(f"Unsupported dtype {codec.dtype_name(dt)} for input {alias} in JSON")
     try:
         raw = np.array(value)
     except ValueError:
@@ -137,14 +138,14 @@ def _json_array(value, dt: int, alias: str, budget: limits.Budget | None) -> np.
     if raw.dtype == object or raw.dtype.kind in "SU":
         bad = next((v for v in raw.ravel() if not isinstance(v, int | float | bool)), raw.ravel()[:1])
         raise invalid(f"JSON Value: {json.dumps(bad if not isinstance(bad, np.ndarray) else value)} "
-                      f"is not of expected type: {tensors.dtype_name(dt)}")
+                      f"is not of expected type: {codec.dtype_name(dt)}")
     if raw.dtype.kind == "b" and dt != types_pb2.DT_BOOL or dt == types_pb2.DT_BOOL and raw.dtype.kind != "b":
-        raise invalid(f"JSON Value of '{alias}' is not of expected type: {tensors.dtype_name(dt)}")
+        raise invalid(f"JSON Value of '{alias}' is not of expected type: {codec.dtype_name(dt)}")
     if np.dtype(npdt).kind in "iu" and raw.dtype.kind == "f":
-        raise invalid(f"JSON Value of '{alias}' is a float, not of expected type: {tensors.dtype_name(dt)}")
+        raise invalid(f"JSON Value of '{alias}' is a float, not of expected type: {codec.dtype_name(dt)}")
     if budget is not None:  # `raw` is no larger than the parsed JSON list; the cast may be (complex128)
         budget.take(limits.tensor_bytes(dt, raw.size),
-                    f"shape {limits.dims_text(raw.shape)} of {tensors.dtype_name(dt)}")
+                    f"shape {limits.dims_text(raw.shape)} of {codec.dtype_name(dt)}")
     return raw.astype(npdt)
 
 
@@ -166,9 +167,9 @@ def _to_json(arr: np.ndarray, alias: str):
 
 
 class Rest:
-    def __init__(self, core: Core, timeout_ms: int, metrics=None, metrics_path: str | None = None,
+    def __init__(self, plane: DataPlane, timeout_ms: int, metrics=None, metrics_path: str | None = None,
                  cors: bool = False, max_tensor_bytes: int = limits.MAX_MESSAGE_BYTES):
-        self.core = core
+        self.plane = plane
         self.max_tensor_bytes = max_tensor_bytes  # --max_request_tensor_bytes
         self.timeout = timeout_ms / 1000 if timeout_ms > 0 else None
         self.metrics = metrics
@@ -240,14 +241,14 @@ class Rest:
     async def _status(self, m) -> web.Response:
         req = get_model_status_pb2.GetModelStatusRequest()
         _spec(req.model_spec, m)
-        resp = self.core.status(req)
+        resp = self.plane.status(req)
         return web.json_response(json_format.MessageToDict(
             resp, preserving_proto_field_name=True, always_print_fields_with_no_presence=True))
 
     async def _metadata(self, m) -> web.Response:
         req = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
         _spec(req.model_spec, m)
-        resp = await self.core.metadata(req)
+        resp = await self.plane.metadata(req)
         sdm = get_model_metadata_pb2.SignatureDefMap()
         resp.metadata["signature_def"].Unpack(sdm)
         # TF Serving prints the two protos apart (the Any unpacked), every field without presence
@@ -268,7 +269,7 @@ class Rest:
                           "Not allowed to specify both 'instances' and 'inputs' in the request")
         req = predict_pb2.PredictRequest()
         _spec(req.model_spec, m, sig_name)
-        v = self.core.manager.resolve(req.model_spec)
+        v = self.plane.manager.resolve(req.model_spec)
         sig = v.servable.signature(sig_name)
         dtypes = sig.input_dtypes
         named: dict[str, object]
@@ -304,7 +305,7 @@ class Rest:
             dt = dtypes.get(k)
             arr = _json_to_array(val, dt, k, budget) if dt is not None else np.array([0], np.float32)
             req.inputs[k].CopyFrom(tensors.to_proto(arr, as_content=dt != types_pb2.DT_STRING))
-        resp = await self.core.predict(req)
+        resp = await self.plane.predict(req)
         outs = {k: tensors.to_numpy(t, k) for k, t in resp.outputs.items()}
         if has_i:
             sizes = {a.shape[0] if a.ndim else -1 for a in outs.values()}
@@ -338,7 +339,7 @@ class Rest:
         req = classification_pb2.ClassificationRequest()
         _spec(req.model_spec, m, doc.get("signature_name", "") or "")
         self._input(doc, req.input)
-        resp = await self.core.classify(req)
+        resp = await self.plane.classify(req)
         results = [[[c.label, c.score] for c in cl.classes] for cl in resp.result.classifications]
         return web.json_response({"results": results}, dumps=_dumps)
 
@@ -346,7 +347,7 @@ class Rest:
         req = regression_pb2.RegressionRequest()
         _spec(req.model_spec, m, doc.get("signature_name", "") or "")
         self._input(doc, req.input)
-        resp = await self.core.regress(req)
+        resp = await self.plane.regress(req)
         return web.json_response({"results": [r.value for r in resp.result.regressions]}, dumps=_dumps)
 
 

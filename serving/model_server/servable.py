@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
-import time
 
 import grpc
 import numpy as np
@@ -21,13 +19,11 @@ import tensorflow as tf
 from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
 from tensorflow.python.saved_model import loader_impl
 
-from .errors import ServingError, code_from_value, failed_precondition, invalid
+from ..status import ServingError, code_from_value, failed_precondition, invalid
 
 log = logging.getLogger("tfgate.model_server")
 
 INIT_OP_KEY = "__saved_model_init_op"
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
-MAX_WARMUP_RECORDS = 1000
 MAX_CALLABLES = 64  # per signature: one per distinct output filter, then fetch all and pick
 
 
@@ -174,39 +170,3 @@ class Servable:
             raise invalid(str(e).split("\n")[0]) from None
         out = dict(zip(names, values, strict=True))
         return out if names == wanted else {k: out[k] for k in wanted}
-
-    # Warm-up: TF Serving's format is a TFRecord file of PredictionLog protos.
-    def warmup(self, iterations: int) -> int:
-        path = os.path.join(self.path, WARMUP_FILE)
-        if not os.path.exists(path):
-            return 0
-        from tensorflow_serving.apis import prediction_log_pb2
-
-        from . import inference
-
-        records = []
-        for raw in tf.data.TFRecordDataset(path).as_numpy_iterator():
-            records.append(raw)
-            if len(records) > MAX_WARMUP_RECORDS:
-                raise invalid(f"Number of warmup records exceeeds the maximum ({MAX_WARMUP_RECORDS}) at "
-                              f"{path}")
-        if not records:
-            raise invalid(f"Warmup file has no records: {path}")
-        t0 = time.monotonic()
-        for raw in records:
-            plog = prediction_log_pb2.PredictionLog.FromString(raw)
-            kind = plog.WhichOneof("log_type")
-            for _ in range(max(1, iterations)):
-                if kind == "predict_log":
-                    inference.predict_sync(self, plog.predict_log.request)
-                elif kind == "classify_log":
-                    inference.classify_sync(self, plog.classify_log.request)
-                elif kind == "regress_log":
-                    inference.regress_sync(self, plog.regress_log.request)
-                elif kind == "multi_inference_log":
-                    inference.multi_inference_sync(self, plog.multi_inference_log.request)
-                else:
-                    raise invalid(f"Unsupported log_type for warmup: {kind}")
-        log.info("Finished reading warmup data for model at %s. Number of warmup records read: %d. "
-                 "Elapsed time (microseconds): %d.", path, len(records), int((time.monotonic() - t0) * 1e6))
-        return len(records)

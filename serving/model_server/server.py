@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
@@ -106,17 +105,20 @@ async def serve(opts, cfg) -> int:
     import grpc
     from aiohttp import web
 
-    from . import inference, textproto
+    from .. import grpc_plumbing
+    from ..status import ServingError
+    from ..tfs_protos import SERVICES
+    from . import textproto
     from .batching import Batcher, BatchingParameters
-    from .core import Core
-    from .errors import ServingError
-    from .grpc_server import add_services, set_health
+    from .data_plane import DataPlane
+    from .grpc_server import add_services
+    from .inference import InferenceOptions
     from .manager import Manager, ManagerOptions, State
     from .metrics import Metrics
     from .rest import Rest
 
-    inference.Settings.check_method_name = opts.enable_signature_method_name_check
-    inference.Settings.as_tensor_content = opts.enable_serialization_as_tensor_content
+    inference_options = InferenceOptions(check_method_name=opts.enable_signature_method_name_check,
+                                         as_tensor_content=opts.enable_serialization_as_tensor_content)
 
     metrics_path = None
     if opts.monitoring_config_file:
@@ -153,6 +155,7 @@ async def serve(opts, cfg) -> int:
         allow_version_labels_for_unavailable_models=opts.allow_version_labels_for_unavailable_models,
         num_load_threads=opts.num_load_threads,
         session_config=_session_config(opts),
+        inference=inference_options,
     ), metrics)
     if batcher is not None:
         manager.on_unload.append(batcher.drop)
@@ -167,14 +170,14 @@ async def serve(opts, cfg) -> int:
                 raise StartError(f"{errs[0].code.name}: {errs[0].message}")
     manager.start_polling()
 
-    core = Core(manager, executor, batcher, metrics, max_tensor_bytes=tensor_bytes)
+    plane = DataPlane(manager, executor, batcher, metrics, max_tensor_bytes=tensor_bytes, options=inference_options)
     options = [("grpc.max_receive_message_length", 2**31 - 1), ("grpc.max_send_message_length", 2**31 - 1),
                ("grpc.so_reuseport", 0)]
     extra = _channel_args(opts.grpc_channel_arguments)
     keys = {k for k, _ in extra}
     options = [o for o in options if o[0] not in keys] + extra
     server = grpc.aio.server(options=options)
-    health = add_services(server, core, opts.enable_grpc_healthcheck_service)
+    health = add_services(server, plane, opts.enable_grpc_healthcheck_service)
     creds = None
     if opts.ssl_config_file:
         ssl = _read_opt(opts.ssl_config_file, textproto.SSL_SCHEMA, "tensorflow.serving.SSLConfig")
@@ -205,7 +208,7 @@ async def serve(opts, cfg) -> int:
             raise StartError("server_options.grpc_port cannot be the same as server_options.http_port. "
                              "Please use a different port for HTTP/REST API. Skipped exporting HTTP/REST "
                              "API.")
-        rest = Rest(core, opts.rest_api_timeout_in_ms, metrics, metrics_path, opts.rest_api_enable_cors_support,
+        rest = Rest(plane, opts.rest_api_timeout_in_ms, metrics, metrics_path, opts.rest_api_enable_cors_support,
                     max_tensor_bytes=tensor_bytes)
         runner = web.AppRunner(rest.app(client_max_size=REST_MAX_BODY), access_log=None,
                                shutdown_timeout=opts.grpc_shutdown_grace_seconds)
@@ -217,23 +220,16 @@ async def serve(opts, cfg) -> int:
     if opts.model_config_file and opts.model_config_file_poll_wait_seconds > 0:
         config_task = asyncio.create_task(_poll_config(manager, opts))
 
-    await set_health(health, True)
+    await grpc_plumbing.set_serving(health, SERVICES)
     log.info("tfgate model-server ready (pid %d)", os.getpid())
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await grpc_plumbing.stop_signal()
 
     log.info("Received a stop signal: health NOT_SERVING, draining in-flight requests (grace %.0f s)",
              opts.grpc_shutdown_grace_seconds)
-    await set_health(health, False)
     if config_task:
         config_task.cancel()
-    stops = [server.stop(opts.grpc_shutdown_grace_seconds)]
-    if runner is not None:
-        stops.append(runner.cleanup())
-    await asyncio.gather(*stops, return_exceptions=True)
+    await grpc_plumbing.drain(server, health, opts.grpc_shutdown_grace_seconds,
+                              alongside=[runner.cleanup()] if runner is not None else [])
     await manager.close()
     executor.shutdown(wait=False, cancel_futures=True)
     log.info("Server stopped.")
@@ -243,8 +239,8 @@ async def serve(opts, cfg) -> int:
 async def _poll_config(manager, opts) -> None:
     """Re-read --model_config_file when it changes. A file that cannot be read or parsed, or a
     config that cannot be applied, is logged in TF Serving's words; the server keeps its config."""
+    from ..status import ServingError
     from . import textproto
-    from .errors import ServingError
 
     last = None
     try:

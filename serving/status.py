@@ -1,4 +1,8 @@
-"""One error type carrying a gRPC status code, shared by the gRPC and REST front ends."""
+"""The one error type of both servers: a failure carrying the canonical gRPC status to answer with.
+
+The model server answers it over gRPC and REST (HTTP status as TF Serving maps it), the gateway over
+gRPC. Leaf module: imports nothing else from tfgate.serving.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ HTTP_STATUS = {
 
 
 class ServingError(Exception):
-    """A failure with the canonical status TF Serving would answer."""
+    """A failure with the canonical status the server answers (`code`, `message`)."""
 
     def __init__(self, code: grpc.StatusCode, message: str):
         super().__init__(message)

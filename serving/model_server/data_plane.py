@@ -1,5 +1,5 @@
-"""The request paths shared by the gRPC and REST front ends: resolve the version, hold it while the
-request runs, run through the batcher (or straight on the thread pool), count metrics."""
+"""The model server's data plane, shared by the gRPC and REST front ends: resolve the version, hold
+it while the request runs, run through the batcher (or straight on the thread pool), count metrics."""
 
 from __future__ import annotations
 
@@ -10,20 +10,22 @@ import grpc
 from tensorflow_serving.apis import get_model_metadata_pb2
 
 from .. import tensor_limits
+from ..status import ServingError, invalid
 from . import inference, tensors
-from .errors import ServingError, invalid
 from .manager import Manager
 from .metrics import UNKNOWN
 
 
-class Core:
+class DataPlane:
     def __init__(self, manager: Manager, executor, batcher=None, metrics=None,
-                 max_tensor_bytes: int = tensor_limits.MAX_MESSAGE_BYTES):
+                 max_tensor_bytes: int = tensor_limits.MAX_MESSAGE_BYTES,
+                 options: inference.InferenceOptions = inference.DEFAULTS):
         self.manager = manager
         self.executor = executor
         self.batcher = batcher
         self.metrics = metrics
         self.max_tensor_bytes = max_tensor_bytes  # --max_request_tensor_bytes (server.py)
+        self.options = options
 
     async def _run(self, servable, sig, inputs, outputs=None):
         if self.batcher is not None:
@@ -64,7 +66,7 @@ class Core:
             with self.manager.hold(v) as servable:
                 sig, inputs, wanted = inference.predict_prepare(servable, req)
                 out = await self._run(servable, sig, inputs, wanted)
-                return inference.predict_build(servable, sig, out, wanted)
+                return inference.predict_build(servable, sig, out, wanted, self.options)
         return await self._timed("predict", req.model_spec, go)
 
     async def _on_examples(self, api: str, req, prepare, build):
@@ -73,7 +75,7 @@ class Core:
             tensors.check_examples(req.input, self.max_tensor_bytes)
             v = self.manager.resolve(req.model_spec, req.HasField("model_spec"))
             with self.manager.hold(v) as servable:
-                sig, inputs = prepare(servable, req.model_spec, req.input)
+                sig, inputs = prepare(servable, req.model_spec, req.input, self.options)
                 n = len(next(iter(inputs.values())))
                 out = await self._run(servable, sig, inputs)
                 return build(servable, sig, out, n)
@@ -92,7 +94,7 @@ class Core:
         v = self.manager.resolve(spec, True)
         with self.manager.hold(v) as servable:
             return await asyncio.get_running_loop().run_in_executor(
-                self.executor, inference.multi_inference_sync, servable, req)
+                self.executor, inference.multi_inference_sync, servable, req, self.options)
 
     async def metadata(self, req):
         v = self.manager.resolve(req.model_spec, req.HasField("model_spec"))
