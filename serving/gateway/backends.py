@@ -18,18 +18,18 @@ import time
 import grpc
 from tensorflow_serving.apis import get_model_status_pb2, model_pb2
 
+from ..status import ServingError
+from ..tfs_protos import MODEL_SERVICE, method_path
 from . import metrics
 from .config import BackendConfig
 
 log = logging.getLogger("tfgate.gateway")
-STATUS_PATH = "/tensorflow.serving.ModelService/GetModelStatus"
+STATUS_PATH = method_path(MODEL_SERVICE, "GetModelStatus")
 _SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
 
 
-class BackendError(Exception):
-    def __init__(self, code: grpc.StatusCode, details: str):
-        super().__init__(details)
-        self.code, self.details = code, details
+class BackendError(ServingError):
+    """What a backend answered (or that none did), passed on to the caller with its status."""
 
 
 def channel_credentials(cfg: BackendConfig) -> grpc.ChannelCredentials | None:

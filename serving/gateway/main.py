@@ -18,8 +18,8 @@ import sys
 import tempfile
 import time
 
+from ..tfs_protos import install_light_tensorflow
 from .config import ConfigError, load
-from .tfs_protos import install_light_tensorflow
 
 
 def _fail(msg: str) -> int:

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 
+from ..tfs_protos import PREDICTION_SERVICE, method_path
 from . import wire
 
-METADATA_PATH = "/tensorflow.serving.PredictionService/GetModelMetadata"
+METADATA_PATH = method_path(PREDICTION_SERVICE, "GetModelMetadata")
 TTL_SECONDS = 60.0
 REFRESH_AFTER_SECONDS = 1.0  # a failing request may refresh an entry at most this often
 

@@ -1,5 +1,6 @@
 """tfgate.v1.Tensor <-> tensorflow.TensorProto, with errors that name the tensor, and the size bound on
-a request's tensors (typed API and TF Serving pass-through) checked before anything is decoded."""
+a request's tensors (typed API and TF Serving pass-through) checked before anything is decoded.
+TensorProto <-> numpy is the shared codec's (tfgate.serving.tensor_codec)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from tensorflow_serving.apis import classification_pb2, inference_pb2, predict_p
 
 from tfgate.v1 import tensor_pb2 as gw
 
+from .. import tensor_codec as codec
 from .. import tensor_limits as limits
 
 # tfgate dtype -> (numpy little-endian dtype, TF dtype)
@@ -29,14 +31,6 @@ _TYPES = {
     gw.DATA_TYPE_STRING: (np.dtype(object), types_pb2.DT_STRING),
 }
 _FROM_TF = {tf: (gwt, npt) for gwt, (npt, tf) in _TYPES.items()}
-# Where a TensorProto without tensor_content keeps its values, by TF dtype.
-_VAL_FIELD = {
-    types_pb2.DT_FLOAT: "float_val", types_pb2.DT_DOUBLE: "double_val",
-    types_pb2.DT_INT8: "int_val", types_pb2.DT_INT16: "int_val", types_pb2.DT_INT32: "int_val",
-    types_pb2.DT_UINT8: "int_val", types_pb2.DT_UINT16: "int_val", types_pb2.DT_INT64: "int64_val",
-    types_pb2.DT_UINT32: "uint32_val", types_pb2.DT_UINT64: "uint64_val", types_pb2.DT_BOOL: "bool_val",
-    types_pb2.DT_HALF: "half_val", types_pb2.DT_STRING: "string_val",
-}
 
 
 class TensorError(ValueError):
@@ -86,29 +80,10 @@ def to_tensor_proto(t: gw.Tensor, field: str, budget: limits.Budget | None = Non
 
 def to_numpy(p: tensor_pb2.TensorProto) -> np.ndarray:
     """A TensorProto as produced by TF Serving (tensor_content or the typed *_val fields)."""
-    if p.dtype not in _FROM_TF:
-        raise TensorError(f"unsupported TF dtype {p.dtype}")
-    _, np_dtype = _FROM_TF[p.dtype]
-    shape = [d.size for d in p.tensor_shape.dim]
     try:
-        count = limits.element_count(shape)
-    except limits.LimitError as exc:
+        return codec.to_numpy(p, exact_counts=False)
+    except (codec.CodecError, limits.LimitError) as exc:
         raise TensorError(str(exc)) from None
-    if p.dtype == types_pb2.DT_STRING:
-        values = np.array(list(p.string_val), dtype=object)
-    elif p.tensor_content:
-        return np.frombuffer(p.tensor_content, dtype=np_dtype).reshape(shape)
-    elif p.dtype == types_pb2.DT_HALF:
-        values = np.array(p.half_val, dtype=np.uint16).view(np.float16)
-    else:
-        values = np.array(getattr(p, _VAL_FIELD[p.dtype]), dtype=np_dtype)
-    if values.size == count:
-        return values.reshape(shape)
-    if values.size == 1 or (values.size == 0 and count == 0):
-        return np.full(shape, values[0] if values.size else 0, dtype=values.dtype)
-    if values.size < count and values.size > 0:  # TF: the last value repeats
-        return np.concatenate([values, np.repeat(values[-1:], count - values.size)]).reshape(shape)
-    raise TensorError(f"tensor has {values.size} values for shape {shape}")
 
 
 def from_tensor_proto(p: tensor_pb2.TensorProto) -> gw.Tensor:
@@ -122,20 +97,6 @@ def from_tensor_proto(p: tensor_pb2.TensorProto) -> gw.Tensor:
     if p.dtype == types_pb2.DT_STRING:
         return gw.Tensor(dtype=gwt, shape=shape, string_values=list(arr.reshape(-1)))
     return gw.Tensor(dtype=gwt, shape=shape, content=np.ascontiguousarray(arr, dtype=np_dtype).tobytes())
-
-
-def numpy_tensor_proto(arr: np.ndarray, tf_dtype: int) -> tensor_pb2.TensorProto:
-    proto = tensor_pb2.TensorProto(
-        dtype=tf_dtype,
-        tensor_shape=tensor_shape_pb2.TensorShapeProto(
-            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in arr.shape]),
-    )
-    if tf_dtype == types_pb2.DT_STRING:
-        proto.string_val.extend(arr.reshape(-1).tolist())
-    else:
-        np_dtype = _FROM_TF[tf_dtype][1]
-        proto.tensor_content = np.ascontiguousarray(arr, dtype=np_dtype).tobytes()
-    return proto
 
 
 _PASSTHROUGH = {"Predict": predict_pb2.PredictRequest, "Classify": classification_pb2.ClassificationRequest,
