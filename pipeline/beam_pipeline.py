@@ -40,7 +40,7 @@ from google.protobuf import json_format
 from tfx_bsl.coders.example_coder import RecordBatchToExamplesEncoder
 from tfx_bsl.public import tfxio
 
-from tfgate.pipeline import fashion, housing
+from tfgate.pipeline import fashion, housing, statistics_beam
 
 SPLITS = ("train", "eval", "test")
 COUNTER_NAMESPACE = "tfgate"
@@ -360,6 +360,9 @@ def prepare_output(output_dir: str) -> None:
     stats = FileSystems.join(output_dir, "stats.json")  # written last: absent until this run accounts its rows
     if FileSystems.exists(stats):
         FileSystems.delete([stats])
+    train_stats = FileSystems.join(output_dir, statistics_beam.STATISTICS_FILE)  # issue 17: per-feature
+    if FileSystems.exists(train_stats):
+        FileSystems.delete([train_stats])
 
 
 def encode_and_count(split: str):
@@ -452,6 +455,8 @@ def run(
             spec.preprocessing_fn, output_record_batches=True
         )
         transformed = {"train": train_data}
+        # the raw training features' statistics, beside stats.json: what `tfgate drift` compares with
+        _ = batches["train"] | "TrainStatistics" >> statistics_beam.WriteTrainStatistics(dataset, output_dir)
         for split in ("eval", "test"):
             transformed[split], _ = (
                 ((batches[split], adapter_config), transform_fn)

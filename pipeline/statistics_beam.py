@@ -19,6 +19,7 @@ from apache_beam.io.filesystems import FileSystems
 from tfgate.pipeline import fashion, housing
 from tfgate.pipeline import statistics as st
 
+STATISTICS_FILE = st.STATISTICS_FILE  # OUTPUT_DIR/train_statistics.json
 FEATURES = {
     "housing": {**{c: st.NUMERIC for c in housing.NUMERIC_COLUMNS}, housing.CATEGORICAL_COLUMN: st.CATEGORICAL},
     "fashion": {fashion.IMAGE: st.IMAGE},

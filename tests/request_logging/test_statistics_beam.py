@@ -3,6 +3,8 @@ statistics computed in one pass, on real TFXIO RecordBatches of the bundled data
 
 from __future__ import annotations
 
+import json
+
 import apache_beam as beam
 import numpy as np
 import pytest
@@ -64,3 +66,18 @@ def test_empty_split_still_names_every_feature():
     fn = statistics_beam.StatisticsCombineFn("housing")
     stats = fn.extract_output(fn.create_accumulator())
     assert len(stats["features"]) == 9 and all(f["count"] == 0 for f in stats["features"].values())
+
+
+@pytest.mark.parametrize("dataset", ["housing", "fashion"])
+def test_the_pipeline_writes_train_statistics_beside_stats_json(dataset, request):
+    out = request.getfixturevalue(f"{dataset}_pipeline_dir")
+    counts = json.loads((out / "stats.json").read_text())
+    stats = st.load(str(out))
+    assert (stats["dataset"], stats["split"], stats["rows"]) == (dataset, "train", counts["splits"]["train"])
+    assert set(stats["features"]) == set(statistics_beam.FEATURES[dataset])
+    for feature in stats["features"].values():
+        assert feature["count"] == counts["splits"]["train"]
+    if dataset == "fashion":
+        assert stats["features"]["image"]["shape"] == [28, 28]
+    else:
+        assert 0 < stats["features"]["total_bedrooms"]["missing"] < 0.02 * stats["rows"]
