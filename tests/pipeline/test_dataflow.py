@@ -98,9 +98,12 @@ def read_split(out: Path, split: str, spec: dict) -> dict[str, np.ndarray]:
 
 
 def sorted_rows(columns: dict[str, np.ndarray]) -> np.ndarray:
-    """All features of a split as rows, in a content order (shard order is not part of the output)."""
+    """All features of a split as rows, in a content order (shard order is not part of the output).
+
+    Sorted on values rounded to 1e-3: the analyzers' float sums may differ in the last bits between runs.
+    """
     flat = np.concatenate([columns[k].reshape(len(columns[k]), -1).astype(np.float64) for k in sorted(columns)], 1)
-    return flat[np.lexsort(flat.T[::-1])]
+    return flat[np.lexsort(np.round(flat, 3).T[::-1])]
 
 
 def rejected(out: Path) -> list[tuple]:
@@ -154,7 +157,7 @@ def test_memory_filesystem_gives_the_same_output_as_local_files(dataset, make_in
     for split in beam_pipeline.SPLITS:
         a, b = (sorted_rows(read_split(outs[n], split, spec)) for n in ("local", "memory"))
         assert a.shape == b.shape and len(a) == local["splits"][split]
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)  # z-scores: float32 sums in another order
     raw_spec = tft.TFTransformOutput(str(outs["memory"])).raw_feature_spec()
     expected = housing.CSV_COLUMNS if dataset == "housing" else [fashion.IMAGE, fashion.LABEL]
     assert set(raw_spec) == set(expected)
