@@ -7,9 +7,11 @@ Output layout (DESIGN.md, "Pipeline output"):
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import hashlib
+import io
 import json
 import logging
 import shutil
@@ -283,6 +285,19 @@ def default_job_name(dataset: str) -> str:
     return f"tfgate-{dataset}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
 
 
+def _parsed(beam_args: list[str]) -> PipelineOptions:
+    """Beam's options, parsed now: argparse would print its whole usage and exit on a malformed value."""
+    options = PipelineOptions(beam_args)
+    problems = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(problems):
+            options.get_all_options()
+    except SystemExit as err:
+        last = (problems.getvalue().strip().splitlines() or [f"exit {err.code}"])[-1]
+        raise PipelineInputError(f"bad Beam option: {last.split('error: ', 1)[-1]}") from None
+    return options
+
+
 def pipeline_options(beam_args: list[str], dataset: str = "pipeline") -> PipelineOptions:
     """Beam options as given, plus tfgate's deliberate defaults (each only when not given).
 
@@ -295,9 +310,9 @@ def pipeline_options(beam_args: list[str], dataset: str = "pipeline") -> Pipelin
       Beam SDK (--sdk_location=container, nothing staged); and a refusal, before anything is built,
       when the workers would have no way to import tfgate.
     """
-    options = PipelineOptions(beam_args)
+    options = _parsed(beam_args)
     if not options.view_as(StandardOptions).runner:
-        options = PipelineOptions(["--runner=FnApiRunner", *beam_args])
+        options = _parsed(["--runner=FnApiRunner", *beam_args])
     setup = options.view_as(SetupOptions)
     if setup.pickle_library == "default":
         setup.pickle_library = "cloudpickle"

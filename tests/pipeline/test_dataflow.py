@@ -344,6 +344,8 @@ def test_dataflow_option_mistakes_exit_2_with_one_line(args, message, tmp_path):
     [
         (["--runner=FnApiRunner", "--dry_run=True"], None, "--dry_run=True builds a Dataflow job without running it"),
         ([], "job.json", "--job-file describes a job built with --runner=DataflowRunner --dry_run=True"),
+        (["--runner=DataflowRunner", "--dry_run"], None, "bad Beam option: argument --dry_run: expected one argument"),
+        (["--num_workers=many"], None, "bad Beam option: argument --num_workers: invalid int value: 'many'"),
     ],
 )
 def test_dry_run_and_job_file_only_with_dataflow(args, job_file, message, tmp_path):
