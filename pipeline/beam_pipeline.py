@@ -14,7 +14,6 @@ import hashlib
 import io
 import json
 import logging
-import shutil
 import tempfile
 import time
 import uuid
@@ -456,8 +455,8 @@ def run(
         # TF Transform makes its temp folder and writes placeholder vocabulary files into it while the
         # pipeline is *built* (tf.io.gfile, not Beam), which a gs:// temp location cannot take offline.
         # A dry run therefore builds against a local scratch folder; a real run uses tft_temp.
-        scratch = tempfile.mkdtemp(prefix="tfgate-dry-run-tft-")
-        cloud_tft_temp, tft_temp = tft_temp, scratch
+        scratch = tempfile.TemporaryDirectory(prefix="tfgate-dry-run-tft-")  # removed even if the build fails
+        cloud_tft_temp, tft_temp = tft_temp, scratch.name
     started = time.monotonic()
 
     pipeline = beam.Pipeline(options=options)
@@ -505,7 +504,7 @@ def run(
         )
         result = pipeline.run()
         if dry_run:
-            shutil.rmtree(scratch, ignore_errors=True)
+            scratch.cleanup()
             return dataflow_job(dataset, pipeline, result, options, cloud_tft_temp, tft_temp, job_file)
         result.wait_until_finish()
     delete_tree(tft_temp)
