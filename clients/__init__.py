@@ -1,10 +1,10 @@
-"""tfgate clients: Python library (sync and asyncio) and the `tfgate predict/classify/models` commands.
+"""tfgate clients: the Python library (sync and asyncio) for the gateway and TF Serving.
 
 Importing this package never imports TensorFlow; `TFServingClient` (TF Serving directly) needs the
-`[serving]` extra and is imported on first use.
+`[serving]` extra and is imported on first use. The `tfgate` command line is the subpackage `cli`.
 
 Example:
-    >>> from clients import GatewayClient
+    >>> from tfgate.clients import GatewayClient
     >>> with GatewayClient("127.0.0.1:9000") as client:
     ...     print(client.classify_fashion(["boot.png"], top_k=1).class_names)
     ['Ankle boot']
@@ -61,4 +61,4 @@ def __getattr__(name: str) -> Any:
         from .tfserving import TFServingClient
 
         return TFServingClient
-    raise AttributeError(f"module 'clients' has no attribute {name!r}")
+    raise AttributeError(f"module 'tfgate.clients' has no attribute {name!r}")

@@ -27,7 +27,8 @@ from tests.conftest import REPO
 # What the build reads; copied so the build never writes build/ or *.egg-info into the shared tree.
 SOURCES = ("pyproject.toml", "README.md", "clients", "pipeline", "serving", "protos/tfgate", "data")
 LOCK = REPO / "requirements" / "lock.txt"
-PACKAGE_ROOTS = {"clients": "clients", "pipeline": "pipeline", "serving": "serving", "tfgate": "protos/tfgate"}
+PACKAGE_ROOTS = {"tfgate/clients": "clients", "tfgate/pipeline": "pipeline", "tfgate/serving": "serving",
+                 "tfgate": "protos/tfgate"}
 SERVER_COMMANDS = {
     "pipeline": (["housing", "--input", "in.csv", "--output", "out"], "pipeline"),
     "train": (["housing", "--data", "in", "--model-base-path", "models"], "pipeline"),
@@ -106,11 +107,11 @@ def test_wheel_holds_every_package_and_the_sample_data(wheel):
             member = "tfgate/data/" + path.relative_to(REPO / "data").as_posix()
             assert archive.read(member) == path.read_bytes(), member
         top_level = next(n for n in names if n.endswith(".dist-info/top_level.txt"))
-        assert archive.read(top_level).decode().split() == ["clients", "pipeline", "serving", "tfgate"]
+        assert archive.read(top_level).decode().split() == ["tfgate"]
 
 
 def test_extra_modules_match_pyproject_extras():
-    from tfgate.clients.cli import EXTRA_MODULES
+    from tfgate.clients.cli.extras import EXTRA_MODULES
 
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     provides: dict[str, set[str]] = {}
@@ -126,13 +127,14 @@ def test_extra_modules_match_pyproject_extras():
 
 
 def test_core_install_has_no_tensorflow_and_ships_the_sample_data(core_venv):
-    code = ("import importlib.util as u, clients, tfgate; from clients.demo import bundled, HOUSING_CSV;"
+    code = ("import importlib.util as u, tfgate.clients as clients; from tfgate.clients.cli.demo import bundled, "
+            "HOUSING_CSV;"
             "print([m for m in ('tensorflow', 'apache_beam', 'yaml') if u.find_spec(m)]);"
             "print(clients.__file__); print(bundled(HOUSING_CSV))")
     out = _check(_run([str(core_venv), "-c", code], cwd=core_venv.parent)).stdout.splitlines()
     site = _site_packages(core_venv)
     assert out[0] == "[]"
-    assert out[1] == str(site / "clients" / "__init__.py")
+    assert out[1] == str(site / "tfgate" / "clients" / "__init__.py")
     assert out[2] == str(site / "tfgate" / "data" / "housing" / "housing.csv")
 
 
@@ -174,8 +176,9 @@ def test_demo_runs_from_the_wheel_on_its_packaged_data(wheel, tmp_path_factory):
     _pip_install(python, "--no-deps", str(wheel))
     site = _site_packages(python)
     (site / "zz_borrowed_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    where = _check(_run([str(python), "-c", "import clients, pipeline, serving, tfgate, tensorflow\n"
-                         "for m in (clients, pipeline, serving, tfgate): print(m.__file__)"], cwd=site))
+    code = ("import tfgate, tfgate.clients, tfgate.pipeline, tfgate.serving, tensorflow\n"
+            "for m in (tfgate.clients, tfgate.pipeline, tfgate.serving, tfgate): print(m.__file__)")
+    where = _check(_run([str(python), "-c", code], cwd=site))
     for line in where.stdout.splitlines():
         assert line.startswith(str(site) + os.sep), f"not the wheel's copy: {line}"
 

@@ -63,7 +63,9 @@ except ImportError:
     pass
 else:
     raise SystemExit('the blocker does not work')
-import tfgate.clients.aio, tfgate.clients.commands, tfgate.clients.cli
+import tfgate.clients.aio, tfgate.clients.cli
+for name in ('console', 'demo', 'extras', 'gateway', 'model_server', 'predict', 'report'):
+    __import__('tfgate.clients.cli.' + name)
 from tfgate import clients
 from tfgate.clients import GatewayClient
 with GatewayClient({gateway.target!r}, token={ALL_TOKEN!r}) as c:
@@ -78,7 +80,9 @@ except ImportError as exc:
     assert "[serving]" in str(exc), exc
 else:
     raise SystemExit('TFServingClient imported without TensorFlow?')
-loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tensorflow_serving'))
+# The command modules import the server side (tfgate.pipeline, tfgate.serving) only inside a command.
+loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tensorflow_serving')
+                or m.startswith(('tfgate.pipeline', 'tfgate.serving')))
 print(v.version, f.class_ids.shape, p['probabilities'].shape, loaded)
 """
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import typer
 
-from tfgate.clients.console import console, fail, quiet_library_logs
+from .console import console, fail, quiet_library_logs
 
 HOUSING_CSV = ("housing", "housing.csv")
 FASHION_DIR = ("fashion-mnist",)
@@ -36,7 +36,7 @@ def bundled(parts: tuple[str, ...]) -> Path:
     """A file of the sample data. A wheel ships data/ as package data in tfgate/data (pyproject.toml
     maps it); an editable install maps only code, so a source checkout reads its own data/."""
     packaged = Path(str(importlib.resources.files("tfgate"))) / "data"
-    checkout = Path(__file__).resolve().parent.parent / "data"
+    checkout = Path(__file__).resolve().parents[2] / "data"
     for root in (packaged, checkout):
         if root.joinpath(*parts).exists():
             return root.joinpath(*parts)
@@ -250,8 +250,9 @@ def stage_report(run: DemoRun) -> None:
 
     import numpy as np
 
-    from tfgate.clients import report
     from tfgate.pipeline import fashion
+
+    from . import report
 
     with gzip.open(bundled(FASHION_TEST_IMAGES)) as handle:
         images = np.frombuffer(handle.read(), np.uint8, offset=16).reshape(-1, 28, 28)[:24]

@@ -27,9 +27,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from typer.core import TyperCommand, TyperGroup
 
+from tfgate.clients.errors import TfgateError
+from tfgate.clients.gateway_client import GatewayClient
+
 from .console import console, errors, fail
-from .errors import TfgateError
-from .gateway_client import GatewayClient
 
 HOUSING_REQUIRED = ("longitude", "latitude", "housing_median_age", "total_rooms", "population", "households",
                     "median_income", "ocean_proximity")
