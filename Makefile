@@ -46,7 +46,7 @@ bench: install
 	$(BIN)/python benchmarks/train_bench.py
 	$(BIN)/python benchmarks/serving_bench.py --housing work/models/housing --fashion work/models/fashion
 	$(BIN)/python benchmarks/gateway_bench.py --housing work/models/housing --fashion work/models/fashion
-	$(BIN)/python benchmarks/reliability.py
+	$(BIN)/python -m benchmarks.reliability
 
 clean:
 	rm -rf work models

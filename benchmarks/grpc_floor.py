@@ -5,7 +5,7 @@
 
 Both are bare grpc.aio servers doing no work of their own: `echo` is what any Python gRPC model
 server pays before it parses a request or runs a model; `proxy` is what any Python gRPC proxy adds
-in front of one. They print "ready" once listening and stop on SIGTERM.
+in front of one. They print "grpc_floor MODE ready" once listening and stop on SIGTERM.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ async def serve(mode: str, port: int, target: str | None) -> None:
     await server.start()
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    print("ready", flush=True)
+    print(f"grpc_floor {mode} ready", flush=True)
     await stop.wait()
     await server.stop(0)
 

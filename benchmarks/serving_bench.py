@@ -250,18 +250,14 @@ BASELINE_CASES = [
 
 
 def start_floor(mode: str, workdir: Path, target: str | None = None) -> Target:
-    """grpc_floor.py as a child process on a free loopback port, stopped by its PID."""
+    """grpc_floor.py as a child process on a free loopback port (the one launcher), stopped by its PID."""
     from tfgate.serving.processes import ServerProcess, free_port
 
     port = free_port()
-    log = workdir / f"floor-{mode}.log"
-    with log.open("w") as f:
-        proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("grpc_floor.py")), mode, str(port),
-                                 *([target] if target else [])], stdout=subprocess.PIPE, stderr=f, text=True)
-    server = ServerProcess(proc, log)
-    if proc.stdout.readline().strip() != "ready":
-        server.stop()
-        raise RuntimeError(f"grpc_floor.py {mode} did not start: {server.log()[-2000:]}")
+    floor = str(Path(__file__).with_name("grpc_floor.py"))
+    cmd = [sys.executable, floor, mode, str(port), *([target] if target else [])]
+    server = ServerProcess(cmd, workdir / f"floor-{mode}.log", ready_line=f"grpc_floor {mode} ready")
+    server.start(timeout=60)
     return Target(mode, f"127.0.0.1:{port}", None, server.stop)
 
 
@@ -282,10 +278,11 @@ def start_targets(bases: dict[str, str], workdir: Path, cases: str = "abcdefg",
             continue
         s = start_model_server(workdir / name, model_config=config, flags=flags, env=env)
         targets[name] = Target(name, s.grpc_target, s.rest_url, s.stop)
-    if {"d", "e"} & set(cases):  # the gateway in front of (b), default settings (access log on)
-        from tests.gateway.helpers import Gateway
+    if {"d", "e"} & set(cases):  # the gateway in front of (b), default settings (access log on), quick to stop
+        from tfgate.serving.processes import start_gateway
 
-        gw = Gateway(workdir, {"models": {m: {"targets": [targets["server"].grpc]} for m in bases}})
+        gw = start_gateway(workdir, {"shutdown": {"readiness_seconds": 0.3, "grace_seconds": 10},
+                                     "models": {m: {"targets": [targets["server"].grpc]} for m in bases}})
         targets["gateway"] = Target("gateway", gw.target, None, gw.stop)
     if "f" in cases:
         targets["echo"] = start_floor("echo", workdir)

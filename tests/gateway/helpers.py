@@ -1,28 +1,18 @@
-"""Start the real gateway (and helpers around it) as subprocesses on loopback."""
+"""The real gateway as a subprocess on loopback (through tfgate.serving.processes), and helpers around it."""
 
 from __future__ import annotations
 
 import datetime
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import grpc
-import yaml
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tfgate.serving.processes import GatewayProcess, free_port, start_gateway
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["REPO", "BlackHole", "Gateway", "free_port", "make_certs"]
 
 
 class BlackHole:
@@ -53,66 +43,12 @@ class BlackHole:
         self.sock.close()
 
 
-class Gateway:
-    """`tfgate gateway --config FILE` as a subprocess; waits until its health check says SERVING."""
-
-    def __init__(self, tmp: Path, config: dict, env: dict | None = None, workers: int = 0,
-                 channel_creds: grpc.ChannelCredentials | None = None):
-        self.port = free_port()
-        self.metrics_port = free_port()
-        cfg = {"listen": f"127.0.0.1:{self.port}", "metrics_listen": f"127.0.0.1:{self.metrics_port}",
-               "shutdown": {"readiness_seconds": 0.3, "grace_seconds": 10}, **config}
-        self.config_path = tmp / f"gateway-{self.port}.yaml"
-        self.config_path.write_text(yaml.safe_dump(cfg))
-        self.log_path = tmp / f"gateway-{self.port}.log"
-        cmd = [sys.executable, "-m", "tfgate.clients.cli", "gateway", "--config", str(self.config_path)]
-        if workers:
-            cmd += ["--workers", str(workers)]
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, **(env or {})})
-        self.target = f"127.0.0.1:{self.port}"
-        self.creds = channel_creds
-        self.wait_serving()
-
-    def channel(self, creds: grpc.ChannelCredentials | None = None, **opts) -> grpc.Channel:
-        creds = creds or self.creds
-        options = [("grpc.ssl_target_name_override", "localhost")] if creds else []
-        if creds:
-            return grpc.secure_channel(self.target, creds, options=options)
-        return grpc.insecure_channel(self.target)
-
-    def wait_serving(self, timeout: float = 60) -> None:
-        end = time.monotonic() + timeout
-        with self.channel() as ch:
-            stub = health_pb2_grpc.HealthStub(ch)
-            while time.monotonic() < end:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"gateway exited {self.proc.returncode}: {self.log()}")
-                try:
-                    if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
-                        return
-                except grpc.RpcError:
-                    pass
-                time.sleep(0.1)
-        raise RuntimeError(f"gateway not serving after {timeout}s: {self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def terminate(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-
-    def stop(self) -> int:
-        self.terminate()
-        try:
-            rc = self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        self._log.close()
-        return rc
+def Gateway(tmp: Path, config: dict, env: dict | None = None, workers: int = 0,
+            channel_creds: grpc.ChannelCredentials | None = None) -> GatewayProcess:
+    """`tfgate gateway --config FILE` started by the one launcher (tfgate.serving.processes), with a quick
+    shutdown for tests; returns once its health check says SERVING (over TLS with `channel_creds`)."""
+    return start_gateway(tmp, {"shutdown": {"readiness_seconds": 0.3, "grace_seconds": 10}, **config}, env=env,
+                         workers=workers, creds=channel_creds)
 
 
 def make_certs(tmp: Path) -> dict[str, Path]:

@@ -22,10 +22,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_service_pb2_grpc
 
+from tfgate.serving import processes
 from tfgate.v1 import gateway_pb2 as pb
 from tfgate.v1 import gateway_pb2_grpc as pb_grpc
 
-from .helpers import REPO, Gateway, free_port
+from .helpers import REPO, Gateway
 
 FLOATS = ["longitude", "latitude", "housing_median_age", "total_rooms", "total_bedrooms", "population",
           "households", "median_income"]
@@ -47,36 +48,10 @@ def _save_model(base, version: int) -> None:
     tf.saved_model.save(m, str(base / str(version)), signatures={"serving_default": m.serve})
 
 
-class ModelServer:
-    def __init__(self, tmp, config_file):
-        self.port = free_port()
-        self.log = open(tmp / f"ms-{self.port}.log", "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tfgate.clients.cli", "model-server", f"--port={self.port}", "--rest_api_port=0",
-             f"--model_config_file={config_file}", "--bind_address=127.0.0.1",
-             "--grpc_shutdown_grace_seconds=2"],
-            cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT)
-        self.target = f"127.0.0.1:{self.port}"
-        end = time.monotonic() + 120
-        with grpc.insecure_channel(self.target) as ch:
-            while time.monotonic() < end:
-                assert self.proc.poll() is None, (tmp / f"ms-{self.port}.log").read_text()[-3000:]
-                try:
-                    if health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(),
-                                                            timeout=1).status == 1:
-                        return
-                except grpc.RpcError:
-                    time.sleep(0.2)
-        raise RuntimeError("model server did not start")
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.log.close()
+def ModelServer(tmp, config_file) -> processes.ModelServer:
+    """A replica started by the one launcher; ready once its models are loaded (health SERVING)."""
+    return processes.start_model_server(tmp, model_config=str(config_file), rest=False,
+                                        flags=["--grpc_shutdown_grace_seconds=2"], timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +144,7 @@ def test_canary_split_within_three_points_and_sticky(gw):
 
 
 def test_killing_a_replica_mid_run_loses_no_request(tmp_path, replicas):
-    victim_cfg = replicas[0].proc.args[-3].split("=", 1)[1]
+    victim_cfg = replicas[0].config_path
     victim = ModelServer(tmp_path, victim_cfg)
     g = Gateway(tmp_path, {"models": {"housing": {"targets": [victim.target, replicas[1].target]}}})
     try:

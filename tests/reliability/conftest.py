@@ -4,7 +4,7 @@ housing, fashion) and two gateways in front of it, one open (fuzzing) and one wi
 
 Hypothesis profiles: `ci` (default, a few hundred cases over the fuzz tests) and `bench`
 (TFGATE_HYPOTHESIS_PROFILE=bench, TFGATE_FUZZ_EXAMPLES cases in total, used by
-benchmarks/reliability.py).
+`python -m benchmarks.reliability`).
 """
 
 from __future__ import annotations

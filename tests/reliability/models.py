@@ -1,5 +1,6 @@
-"""Tiny exact SavedModels with the housing and fashion serving signatures (and half_plus, from
-tests.model_server.models), so reliability runs check answers exactly and load in a second.
+"""Tiny exact SavedModels for tests/reliability: the benchmark's housing model, a fashion model, and a
+`half` with every signature of tests.model_server.models (for fuzzing), so runs check answers exactly
+and load in a second.
 
 housing v: median_house_value = 1000 * version + median_income (NaN bedrooms allowed).
 fashion v: probabilities = one-hot-ish softmax peaking at class (version % 10), shape [N, 10].
@@ -8,35 +9,9 @@ half v:    y = 0.5 x + version (make_half_plus with b=version; signatures incl. 
 
 from __future__ import annotations
 
-import os
+from benchmarks.reliability.models import make_housing, save
 
-HOUSING_FLOATS = ["longitude", "latitude", "housing_median_age", "total_rooms", "total_bedrooms",
-                  "population", "households", "median_income"]
-
-
-def _save(module, base, version: int, signatures) -> str:
-    import tensorflow as tf
-
-    final = os.path.join(base, str(version))
-    tmp = os.path.join(base, f".tmp-{version}")
-    tf.saved_model.save(module, tmp, signatures=signatures)
-    os.rename(tmp, final)  # publish atomically: the server never sees half a version
-    return final
-
-
-def make_housing(base, version: int) -> str:
-    import tensorflow as tf
-
-    spec = {n: tf.TensorSpec([None], tf.float32, name=n) for n in HOUSING_FLOATS}
-    spec["ocean_proximity"] = tf.TensorSpec([None], tf.string, name="ocean_proximity")
-
-    class Housing(tf.Module):
-        @tf.function(input_signature=[spec])
-        def serve(self, f):
-            return {"median_house_value": f["median_income"] + 1000.0 * version}
-
-    m = Housing()
-    return _save(m, base, version, {"serving_default": m.serve})
+__all__ = ["make_fashion", "make_half", "make_housing"]
 
 
 def make_fashion(base, version: int) -> str:
@@ -51,11 +26,10 @@ def make_fashion(base, version: int) -> str:
             return {"probabilities": tf.nn.softmax(logits)}
 
     m = Fashion()
-    return _save(m, base, version, {"serving_default": m.serve})
+    return save(m, base, version, {"serving_default": m.serve})
 
 
 def make_half(base, version: int) -> str:
     from tests.model_server.models import make_half_plus
 
     return make_half_plus(base, version, b=float(version))
-

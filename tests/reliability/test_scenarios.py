@@ -1,18 +1,11 @@
-"""The five runs of benchmarks/reliability.py, scaled down to seconds: hot swap, backend crash,
-rolling gateway restart, memory, overload. Same code as the benchmark, same pass criteria."""
+"""The five runs of the reliability benchmark (benchmarks/reliability), scaled down to seconds: hot swap,
+backend crash, rolling gateway restart, memory, overload. Same code as the benchmark, same pass criteria."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 
-from tests.conftest import REPO
-
-_spec = importlib.util.spec_from_file_location("tfgate_reliability", REPO / "benchmarks" / "reliability.py")
-rel = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = rel  # dataclasses look their module up there
-_spec.loader.exec_module(rel)
+from benchmarks.reliability import scenarios as rel
 
 
 def _show(result: dict) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -15,16 +14,11 @@ import tensorflow as tf
 from tests.training.helpers import REPO
 from tfgate.pipeline import housing
 from tfgate.pipeline.training import export
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tfgate.serving.processes import free_port
 
 
 def test_two_workers_on_loopback(housing_pipeline_dir, tmp_path):
-    cluster = {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]}
+    cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
     base = tmp_path / "models" / "housing"
     args = ["train", "housing", "--data", str(housing_pipeline_dir), "--model-base-path", str(base),
             "--epochs", "1", "--steps-per-epoch", "8", "--batch-size", "256", "--seed", "3",

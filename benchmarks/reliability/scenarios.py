@@ -1,150 +1,50 @@
-"""Reliability runs (issue 8): hot swap, backend crash, gateway rolling restart, memory soak, overload,
-plus the fuzz tests at benchmark size. Real processes on 127.0.0.1 only; every loop is bounded in
-time and request count. Writes benchmarks/results/reliability.json and reliability_*.png.
-
-    python benchmarks/reliability.py            # full run (minutes)
-    python benchmarks/reliability.py --quick    # seconds per scenario (what tests/reliability runs)
-    python benchmarks/reliability.py --only hot_swap,overload
-
-The scenario functions are imported by tests/reliability/test_scenarios.py with small sizes.
-"""
+"""The five reliability runs (hot swap, backend crash, rolling gateway restart, memory, overload) and the
+fuzz tests at benchmark size. Each starts real processes on 127.0.0.1 through the one launcher
+(tfgate.serving.processes), is bounded in time and request count, and returns its figures with `pass`.
+tests/reliability/test_scenarios.py runs the same functions scaled down."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
-import shutil
+import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-import numpy as np
-import yaml
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from tfgate.serving import processes
+from tfgate.serving.processes import model_config_text
+from tfgate.v1 import gateway_pb2 as pb
+from tfgate.v1 import gateway_pb2_grpc as pb_grpc
 
-from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
+from .load import OK, Load, StatusMonitor, half_request, pct, rss_mb, run_async, summary
+from .models import make_half, make_housing
 
-from tfgate.v1 import gateway_pb2 as pb  # noqa: E402
-from tfgate.v1 import gateway_pb2_grpc as pb_grpc  # noqa: E402
-from tfgate.v1 import tensor_pb2  # noqa: E402
-
-RESULTS = REPO / "benchmarks" / "results"
-OK = "OK"
+REPO = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def model_server(workdir: Path, config_text: str, name: str = "ms", flags: list[str] = ()) -> processes.ModelServer:
+    """A model server (not started) on a fixed free port, so a restart comes back where it was."""
+    return processes.model_server(workdir, model_config=config_text, rest=False, name=name,
+                                  flags=["--grpc_shutdown_grace_seconds=5", *flags])
 
 
-def rss_mb(pid: int) -> float:
-    """Resident set size of one process, from /proc (no psutil needed)."""
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def wait_serving(target: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
-    end = time.monotonic() + timeout
-    with grpc.insecure_channel(target) as ch:
-        stub = health_pb2_grpc.HealthStub(ch)
-        while time.monotonic() < end:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{target} exited {proc.returncode}: {log.read_text(errors='replace')[-3000:]}")
-            try:
-                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.1)
-    raise RuntimeError(f"{target} not SERVING after {timeout} s: {log.read_text(errors='replace')[-3000:]}")
-
-
-class Proc:
-    """A server subprocess on a fixed loopback port, so it can be restarted where it was."""
-
-    def __init__(self, workdir: Path, name: str, cmd: list[str], port: int):
-        self.workdir, self.name, self.cmd, self.port = workdir, name, cmd, port
-        self.proc: subprocess.Popen | None = None
-        self.log_path = workdir / f"{name}.log"
-        self.starts = 0
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def start(self, wait: bool = True) -> Proc:
-        self.starts += 1
-        with open(self.log_path, "ab") as log:
-            log.write(f"--- start {self.starts} ---\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(self.cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-        if wait:
-            wait_serving(self.target, self.proc, self.log_path)
-        return self
-
-    def signal(self, sig: int) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
-
-    def stop(self, timeout: float = 40) -> int | None:
-        if self.proc is None:
-            return None
-        self.signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.signal(signal.SIGKILL)
-            return self.proc.wait(10)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-def model_server(workdir: Path, config_text: str, name: str = "ms", flags: list[str] = (),
-                 port: int | None = None) -> Proc:
-    cfg = workdir / f"{name}.config"
-    cfg.write_text(config_text)
-    port = port or free_port()
-    cmd = [sys.executable, "-m", "tfgate.clients.cli", "model-server", f"--port={port}", "--rest_api_port=0",
-           "--bind_address=127.0.0.1", f"--model_config_file={cfg}", "--grpc_shutdown_grace_seconds=5",
-           *flags]
-    return Proc(workdir, name, cmd, port)
-
-
-def gateway(workdir: Path, models: dict, name: str = "gw", port: int | None = None, **extra) -> Proc:
-    port = port or free_port()
-    cfg = {"listen": f"127.0.0.1:{port}", "metrics_listen": "",
-           "shutdown": {"readiness_seconds": 1.0, "grace_seconds": 10}, "models": models, **extra}
-    path = workdir / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return Proc(workdir, name, [sys.executable, "-m", "tfgate.clients.cli", "gateway", "--config", str(path)], port)
+def gateway(workdir: Path, models: dict, name: str = "gw", **extra) -> processes.GatewayProcess:
+    """A gateway (not started) on a fixed free port; no metrics listener; drains for 1 s on SIGTERM."""
+    config = {"metrics_listen": "", "shutdown": {"readiness_seconds": 1.0, "grace_seconds": 10}, "models": models,
+              **extra}
+    return processes.gateway(workdir, config, name=name)
 
 
 def build_models(workdir: Path, half_versions=(1,), housing: bool = False) -> dict[str, Path]:
     """Staged tiny models: half (y = 0.5 x + version) and optionally housing; returns base paths."""
-    from tests.reliability.models import make_half, make_housing
-
     bases = {"half": workdir / "models" / "half"}
     bases["half"].mkdir(parents=True, exist_ok=True)
     for v in half_versions:
@@ -157,203 +57,16 @@ def build_models(workdir: Path, half_versions=(1,), housing: bool = False) -> di
 
 
 # ---------------------------------------------------------------------------------------------
-# Load generation: grpc.aio, one process, each request recorded.
-
-
-@dataclass
-class Rec:
-    t0: float
-    t1: float
-    code: str
-    version: int = 0
-    attempts: int = 1
-    correct: bool = True
-    label: str = ""
-
-
-def half_request(x: float, label: str = "", signature: str = "", n: int = 0) -> pb.PredictRequest:
-    ref = pb.ModelRef(name="half", signature_name=signature)
-    if label:
-        ref.label = label
-    req = pb.PredictRequest(model=ref)
-    req.inputs["x"].CopyFrom(tensor_pb2.Tensor(dtype=1, shape=[1], content=np.float32([x]).tobytes()))
-    if n:
-        req.inputs["n"].CopyFrom(tensor_pb2.Tensor(dtype=5, shape=[1], content=np.int32([n]).tobytes()))
-    return req
-
-
-def housing_request(i: int) -> pb.PredictHousingRequest:
-    rec = pb.HousingRecord(longitude=-122.2, latitude=37.8, housing_median_age=41, total_rooms=880,
-                           population=322, households=126, median_income=float(i % 13),
-                           ocean_proximity="NEAR BAY")
-    if i % 2:
-        rec.total_bedrooms = 129.0
-    return pb.PredictHousingRequest(records=[rec])
-
-
-@dataclass
-class Load:
-    """Sends requests to the gateway and records each one. `retries`: extra attempts on UNAVAILABLE
-    (what GatewayClient does), within the request's deadline."""
-
-    target: str
-    deadline: float = 5.0
-    retries: int = 0
-    labels: tuple[str, ...] = ("",)
-    signature: str = ""
-    slow_n: int = 0
-    mix_housing: bool = False
-    records: list[Rec] = field(default_factory=list)
-    channel_options: tuple = ()
-    counter: int = 0
-
-    def connect(self):
-        self.channel = grpc.aio.insecure_channel(self.target, options=list(self.channel_options))
-        self.stub = pb_grpc.InferenceGatewayStub(self.channel)
-
-    async def one(self) -> Rec:
-        i = self.counter
-        self.counter += 1
-        label = self.labels[i % len(self.labels)]
-        housing = self.mix_housing and i % 2 == 1
-        x = float(i % 1000)
-        t0 = time.monotonic()
-        end = t0 + self.deadline
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                if housing:
-                    resp = await self.stub.PredictHousing(housing_request(i), timeout=max(0.01, end - time.monotonic()))
-                    v = resp.served_by.version
-                    ok = abs(resp.median_house_values[0] - (1000.0 * v + float(i % 13))) < 1e-3
-                else:
-                    resp = await self.stub.Predict(half_request(x, label, self.signature, self.slow_n),
-                                                   timeout=max(0.01, end - time.monotonic()))
-                    v = resp.served_by.version
-                    y = np.frombuffer(resp.outputs["y"].content, np.float32)[0]
-                    ok = abs(float(y) - (0.5 * x + v)) < 1e-3  # the answer matches the version tag
-                rec = Rec(t0, time.monotonic(), OK, v, attempt, ok, label)
-                break
-            except grpc.aio.AioRpcError as exc:
-                code = exc.code().name
-                left = end - time.monotonic()
-                if code == "UNAVAILABLE" and attempt <= self.retries and left > 0.05:
-                    await asyncio.sleep(min(left / 2, 0.02 * 2 ** attempt * np.random.random()))
-                    continue
-                rec = Rec(t0, time.monotonic(), code, 0, attempt, True, label)
-                break
-        self.records.append(rec)
-        return rec
-
-    async def closed(self, concurrency: int, seconds: float, max_requests: int, stop: asyncio.Event | None = None):
-        """`concurrency` callers back to back until `seconds` or `max_requests` (or `stop`)."""
-        end = time.monotonic() + seconds
-        budget = [max_requests]
-
-        async def worker():
-            while time.monotonic() < end and budget[0] > 0 and not (stop and stop.is_set()):
-                budget[0] -= 1
-                await self.one()
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-
-    async def open(self, rate: float, seconds: float, max_requests: int):
-        """Open loop: requests start on schedule whatever the answers do (what overload looks like)."""
-        n = min(max_requests, int(rate * seconds))
-        t_start = time.monotonic()
-        tasks = []
-        for k in range(n):
-            delay = t_start + k / rate - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.ensure_future(self.one()))
-        await asyncio.gather(*tasks)
-
-    async def close(self):
-        await self.channel.close()
-
-
-def pct(values, q) -> float:
-    return float(np.percentile(values, q)) if len(values) else float("nan")
-
-
-def summary(recs: list[Rec]) -> dict:
-    lat = [(r.t1 - r.t0) * 1000 for r in recs if r.code == OK]
-    codes: dict[str, int] = {}
-    for r in recs:
-        codes[r.code] = codes.get(r.code, 0) + 1
-    return {"requests": len(recs), "ok": codes.get(OK, 0), "failed": len(recs) - codes.get(OK, 0),
-            "codes": codes, "wrong_answers": sum(1 for r in recs if r.code == OK and not r.correct),
-            "retried": sum(1 for r in recs if r.attempts > 1),
-            "p50_ms": round(pct(lat, 50), 2), "p99_ms": round(pct(lat, 99), 2),
-            "max_ms": round(max(lat), 2) if lat else None}
-
-
-def run_async(coro):
-    return asyncio.run(coro)
-
-
-# ---------------------------------------------------------------------------------------------
 # 1. Hot swap
-
-
-class StatusMonitor:
-    """Polls the model server's GetModelStatus every `interval` s: (time, set of AVAILABLE versions)."""
-
-    def __init__(self, target: str, model: str, interval: float = 0.05):
-        from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
-
-        self.samples: list[tuple[float, frozenset[int]]] = []
-        self._stop = threading.Event()
-        self._ch = grpc.insecure_channel(target)
-        self._stub = model_service_pb2_grpc.ModelServiceStub(self._ch)
-        self._req = get_model_status_pb2.GetModelStatusRequest()
-        self._req.model_spec.name = model
-        self.interval = interval
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                resp = self._stub.GetModelStatus(self._req, timeout=2)
-                avail = frozenset(v.version for v in resp.model_version_status if v.state == 30)
-                self.samples.append((time.monotonic(), avail))
-            except grpc.RpcError:
-                pass
-            self._stop.wait(self.interval)
-
-    def available(self) -> frozenset[int]:
-        return self.samples[-1][1] if self.samples else frozenset()
-
-    def wait_for(self, pred, timeout: float) -> bool:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if pred(self.available()):
-                return True
-            time.sleep(0.05)
-        return False
-
-    def was_available(self, version: int, t0: float, t1: float, slack: float) -> bool:
-        return any(version in avail for t, avail in self.samples if t0 - slack <= t <= t1 + slack)
-
-    def close(self):
-        self._stop.set()
-        self._t.join(5)
-        self._ch.close()
 
 
 def hot_swap(workdir: Path, concurrency: int = 32, steady_seconds: float = 15, swap_seconds: float = 60,
              max_requests: int = 400_000) -> dict:
     """Publishes versions 2, 3, 4 and moves label `stable` 1 -> 2 -> 3 while `concurrency` callers ask
     for the latest version and for `stable` through the gateway."""
-    from tfgate.serving.processes import model_config_text
-
     bases = build_models(workdir, half_versions=(1,))
     staging = workdir / "staging"
     staging.mkdir(exist_ok=True)
-    from tests.reliability.models import make_half
     for v in (2, 3, 4):
         make_half(staging, v)
     policy = "latest { num_versions: 2 }"
@@ -462,8 +175,6 @@ def backend_crash(workdir: Path, concurrency: int = 16, seconds: float = 40, kil
     """Two replicas behind the gateway; replica A gets SIGKILL at `kill_at` s and is restarted on the
     same port. Callers retry UNAVAILABLE like GatewayClient (3 retries). `replica_b`/`half_base`: a
     running server for B and the half model it serves (tests share them)."""
-    from tfgate.serving.processes import model_config_text
-
     text = model_config_text({"half": str(half_base or build_models(workdir)["half"])})
     a = model_server(workdir, text, name="ms-a")
     b = None if replica_b else model_server(workdir, text, name="ms-b")
@@ -475,7 +186,7 @@ def backend_crash(workdir: Path, concurrency: int = 16, seconds: float = 40, kil
         a.start(wait=False)
         if b is not None:
             b.start()
-        wait_serving(a.target, a.proc, a.log_path)
+        a.wait_ready()
         gw.start()
         load = Load(gw.target, deadline=10, retries=3)
 
@@ -486,7 +197,7 @@ def backend_crash(workdir: Path, concurrency: int = 16, seconds: float = 40, kil
 
         def crash():
             timeline["kill"] = time.monotonic()
-            a.signal(signal.SIGKILL)
+            a.send_signal(signal.SIGKILL)
             a.proc.wait(10)
             timeline["killed"] = time.monotonic()
             a.start()  # same port
@@ -549,8 +260,6 @@ def rolling_restart(workdir: Path, concurrency: int = 16, pause: float = 3.0, ma
                     backend_target: str | None = None) -> dict:
     """Two gateway processes, one target with both addresses (round robin + client-side health
     checking); each gets SIGTERM in turn, drains, exits and is started again on its port."""
-    from tfgate.serving.processes import model_config_text
-
     ms = None
     if backend_target is None:
         ms = model_server(workdir, model_config_text({"half": str(build_models(workdir)["half"])}))
@@ -572,7 +281,7 @@ def rolling_restart(workdir: Path, concurrency: int = 16, pause: float = 3.0, ma
             time.sleep(pause)
             for g in gws:
                 events.append(f"SIGTERM {g.name}")
-                g.signal(signal.SIGTERM)
+                g.send_signal(signal.SIGTERM)
                 exits.append(g.proc.wait(60))
                 events.append(f"{g.name} exited {exits[-1]}")
                 g.start()
@@ -611,8 +320,6 @@ def memory(workdir: Path, requests: int = 200_000, warmup: int = 5_000, concurre
     """`requests` requests (Predict and PredictHousing alternately) after `warmup`; RSS of the model
     server and the gateway sampled every 0.5 s. Stops at `max_seconds` and reports the count reached.
     `existing`: (gateway target, gateway pid, model server pid) of running processes to use instead."""
-    from tfgate.serving.processes import model_config_text
-
     ms = gw = None
     if existing is None:
         bases = build_models(workdir, housing=True)
@@ -704,8 +411,6 @@ def overload(workdir: Path, phase_seconds: float = 20, deadline: float = 1.0, sl
     The backend does real work per request (`slow` signature, `slow_n` 200x200 matmuls), so the
     limit is the servers, not this load generator. The gateway's max_concurrent_requests is what
     sheds the excess (RESOURCE_EXHAUSTED) instead of queueing it."""
-    from tfgate.serving.processes import model_config_text
-
     ms = None
     if backend_target is None:
         bases = build_models(workdir)
@@ -783,123 +488,11 @@ def fuzz(examples: int) -> dict:
     log = Path(tempfile.gettempdir()) / "tfgate-reliability-fuzz.log"
     log.write_text(proc.stdout + proc.stderr)
     failures = [line[:500] for line in proc.stdout.splitlines() if line.startswith(("FAILED", "E   "))][:20]
-    passing = sum(int(x) for x in __import__("re").findall(r"(\d+) passing,", proc.stdout))
+    passing = sum(int(x) for x in re.findall(r"(\d+) passing,", proc.stdout))
     return {"examples_requested": examples, "passing_examples": passing, "pytest": tail,
             "rest_json_mb": int(env["TFGATE_FUZZ_JSON_MB"]), "failures": failures, "log": str(log),
             "seconds": round(time.monotonic() - t, 1), "pass": proc.returncode == 0}
 
 
-QUICK = {
-    "hot_swap": {"concurrency": 32, "steady_seconds": 4, "swap_seconds": 12},
-    "backend_crash": {"concurrency": 8, "seconds": 6, "kill_at": 2},
-    "rolling_restart": {"concurrency": 8, "pause": 1.5},
-    "memory": {"requests": 3_000, "warmup": 500, "concurrency": 8, "max_seconds": 60},
-    "overload": {"phase_seconds": 4, "slow_n": 30},
-}
-FULL = {
-    "hot_swap": {"concurrency": 32, "steady_seconds": 20, "swap_seconds": 60},
-    "backend_crash": {"concurrency": 16, "seconds": 40, "kill_at": 10},
-    "rolling_restart": {"concurrency": 16, "pause": 5},
-    "memory": {"requests": 200_000, "warmup": 5_000, "concurrency": 16, "max_seconds": 600},
-    "overload": {"phase_seconds": 20, "slow_n": 40},
-}
 SCENARIOS = {"hot_swap": hot_swap, "backend_crash": backend_crash, "rolling_restart": rolling_restart,
              "memory": memory, "overload": overload}
-
-
-def table(r: dict) -> str:
-    """The README's table, from reliability.json."""
-    rows = ["| Run | Result | Figures |", "|---|---|---|"]
-
-    def ok(name):
-        return "pass" if r.get(name, {}).get("pass") else "FAIL" if name in r else "not run"
-
-    if "hot_swap" in r and "swap" in r["hot_swap"]:
-        h = r["hot_swap"]
-        rows.append(f"| 1. Hot swap (c={h['concurrency']}, 3 versions published, label moved twice) | "
-                    f"{ok('hot_swap')} | "
-                    f"{h['steady']['requests'] + h['swap']['requests']:,} requests, "
-                    f"{h['steady']['failed'] + h['swap']['failed']} failed; p99 steady {h['steady']['p99_ms']} ms, "
-                    f"during swap {h['swap']['p99_ms']} ms ({h['p99_ratio']}x); versions served "
-                    f"{h['versions_served_during_swap']}; {h['responses_with_version_not_available']} responses "
-                    f"tagged with a version not AVAILABLE |")
-    if "backend_crash" in r and "requests" in r["backend_crash"]:
-        b = r["backend_crash"]
-        rows.append(f"| 2. Backend SIGKILL + restart (2 replicas, c={b['concurrency']}) | {ok('backend_crash')} | "
-                    f"{b['requests']:,} requests, {b['failed']} failed, {b['retried']} retried by the client; "
-                    f"replica back SERVING {b['restart_seconds']} s after the kill, gateway healthy on both "
-                    f"{b['recovery_seconds']} s after; worst latency around the kill "
-                    f"{b['max_latency_around_kill_ms']} ms |")
-    if "rolling_restart" in r and "requests" in r["rolling_restart"]:
-        g = r["rolling_restart"]
-        rows.append(f"| 3. Rolling SIGTERM restart of 2 gateways (c={g['concurrency']}) | {ok('rolling_restart')} | "
-                    f"{g['requests']:,} requests, {g['failed']} failed, {g['retried']} retried; exit codes "
-                    f"{g['exit_codes']}; p99 {g['p99_ms']} ms |")
-    if "memory" in r and "requests_done" in r["memory"]:
-        m = r["memory"]
-        rows.append(f"| 4. Memory ({m['requests_done']:,} of {m['requests_target']:,} requests after "
-                    f"{m['warmup']:,} warm-up, {m['seconds']} s) | {ok('memory')} | "
-                    f"model server RSS {m['model_server_rss_mb']['start']} -> {m['model_server_rss_mb']['end']} MB "
-                    f"(max growth {m['model_server_rss_mb']['max_growth']} MB); gateway "
-                    f"{m['gateway_rss_mb']['start']} -> {m['gateway_rss_mb']['end']} MB (max growth "
-                    f"{m['gateway_rss_mb']['max_growth']} MB); {m['failed']} failed; "
-                    f"[curve](benchmarks/results/reliability_memory.png) |")
-    if "overload" in r and "overload_2x" in r["overload"]:
-        o = r["overload"]
-        x, y = o["overload_2x"], o["recovery_half"]
-        rows.append(f"| 5. Overload (sustainable {o['sustainable_rps']} req/s, 2x offered, deadline "
-                    f"{o['deadline_s']} s) | {ok('overload')} | at 2x: {x['ok']:,} OK, {x['shed']:,} shed "
-                    f"(p99 {x['shed_p99_ms']} ms), {x['deadline_exceeded']} DEADLINE_EXCEEDED, slowest answer "
-                    f"{x['max_latency_s']} s, goodput {x['goodput_rps']} req/s; back at 0.5x: {y['failed']} failed, "
-                    f"{y['goodput_rps']} of {y['offered_rps']} req/s |")
-    if "fuzz" in r and "pytest" in r["fuzz"]:
-        f = r["fuzz"]
-        rows.append(f"| Fuzzing (hypothesis, gRPC + REST, {f.get('rest_json_mb', '?')} MB JSON) | {ok('fuzz')} | "
-                    f"{f['passing_examples']:,} cases; pytest: {f['pytest']} |")
-    return "\n".join(rows)
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="seconds per scenario instead of minutes")
-    ap.add_argument("--only", default="", help="comma-separated scenarios (and/or 'fuzz')")
-    ap.add_argument("--fuzz-examples", type=int, default=10_000)
-    ap.add_argument("--out", default=str(RESULTS / "reliability.json"))
-    ap.add_argument("--table", action="store_true", help="print the README table from --out and exit")
-    args = ap.parse_args(argv)
-    if args.table:
-        print(table(json.loads(Path(args.out).read_text())))
-        return 0
-    sizes = QUICK if args.quick else FULL
-    names = [n for n in args.only.split(",") if n] or [*SCENARIOS, "fuzz"]
-    out_path = Path(args.out)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    results = json.loads(out_path.read_text()) if args.only and out_path.exists() else {}
-    results.update({"mode": "quick" if args.quick else "full", "cpus": os.cpu_count(),
-                    "command": "python benchmarks/reliability.py" + (" --quick" if args.quick else "")})
-    for name in names:
-        t = time.monotonic()
-        work = Path(tempfile.mkdtemp(prefix=f"tfgate-rel-{name}-"))
-        print(f"== {name}", flush=True)
-        try:
-            if name == "fuzz":
-                res = fuzz(args.fuzz_examples if not args.quick else 300)
-            else:
-                kwargs = dict(sizes[name])
-                if name == "memory":
-                    kwargs["png"] = out_path.parent / "reliability_memory.png"
-                res = SCENARIOS[name](work, **kwargs)
-            res["wall_seconds"] = round(time.monotonic() - t, 1)
-        except Exception as exc:  # a scenario that cannot run is a failed scenario, with the reason
-            res = {"pass": False, "error": f"{type(exc).__name__}: {exc}"[:2000]}
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        results[name] = res
-        print(json.dumps({k: v for k, v in res.items() if k != "curve"}, indent=1), flush=True)
-        out_path.write_text(json.dumps(results, indent=2) + "\n")
-    print(table(results))
-    return 0 if all(results[n].get("pass") for n in names) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
