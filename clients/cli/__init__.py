@@ -32,9 +32,7 @@ def _root() -> None:
 
 
 def _register_commands() -> None:
-    from tfgate.pipeline import cli as pipeline  # interim: becomes .pipeline when pipeline/cli.py moves here
-
-    from . import demo, gateway, model_server, predict
+    from . import demo, gateway, model_server, pipeline, predict
 
     for module in (pipeline, model_server, gateway, demo, predict):
         module.register(app)

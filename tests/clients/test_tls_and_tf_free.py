@@ -64,7 +64,7 @@ except ImportError:
 else:
     raise SystemExit('the blocker does not work')
 import tfgate.clients.aio, tfgate.clients.cli
-for name in ('console', 'demo', 'extras', 'gateway', 'model_server', 'predict', 'report'):
+for name in ('console', 'demo', 'extras', 'gateway', 'model_server', 'pipeline', 'predict', 'report'):
     __import__('tfgate.clients.cli.' + name)
 from tfgate import clients
 from tfgate.clients import GatewayClient

@@ -8,7 +8,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from tfgate.pipeline import cli as pipeline_cli
+from tfgate.clients.cli import pipeline as pipeline_cli
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from tfgate.clients.console import console, fail, quiet_library_logs
+from .console import console, fail, quiet_library_logs
 
 
 class DatasetName(StrEnum):
