@@ -1,4 +1,4 @@
-"""`tfgate model-server`: takes tensorflow_model_server's flags, parsed by flags.py (absl style)."""
+"""`tfgate model-server`: tensorflow_model_server's flags, parsed by tfgate.serving.model_server.flags (absl style)."""
 
 from __future__ import annotations
 
