@@ -8,7 +8,7 @@ configuration come from a SignatureDef.
 
 Requests are checked against the signature (names, datatypes, shapes where the signature fixes them)
 and sized with tensor_limits before any array is built. Every error names the tensor. Leaf module:
-imports only tfgate.serving.tensor_limits and the generated stubs.
+imports only tfgate.serving.tensor_limits, tfgate.serving.status and the generated stubs.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from tensorflow.core.framework import types_pb2
 
 from ..inference import open_inference_grpc_pb2 as pb
 from . import tensor_limits as limits
+from .status import ServingError
 
 DT = types_pb2
 DEFAULT_SIGNATURE = "serving_default"
@@ -57,18 +58,11 @@ BF16_REFUSED = ("datatype BF16 is not supported: numpy, through which tfgate fee
                 "bfloat16; send FP32")
 
 
-class V2Error(ValueError):
-    """A request the protocol refuses: `code` is the gRPC status (REST: `http_status`)."""
+class V2Error(ServingError):
+    """A request the protocol refuses (INVALID_ARGUMENT unless said otherwise; REST: `http_status`)."""
 
     def __init__(self, message: str, code: grpc.StatusCode = grpc.StatusCode.INVALID_ARGUMENT):
-        super().__init__(message)
-        self.message = message
-        self.code = code
-
-    @property
-    def http_status(self) -> int:
-        return {grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.UNAVAILABLE: 503,
-                grpc.StatusCode.UNIMPLEMENTED: 501, grpc.StatusCode.INTERNAL: 500}.get(self.code, 400)
+        super().__init__(code, message)
 
 
 # ---- datatypes
