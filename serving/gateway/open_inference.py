@@ -87,10 +87,13 @@ class OpenInference:
                 body = req.SerializeToString()
             response, call.retries = await pool.call(_path(method), body, call.backend_metadata(),
                                                      self.router.deadline(call, m))
-            if routed.name != name and method in ("ModelInfer", "ModelMetadata"):
+            if routed.name != name and method != "ModelReady":
                 # The caller sees the gateway's name for the model, not the backend's.
                 resp = response_cls.FromString(response)
-                setattr(resp, "model_name" if method == "ModelInfer" else "name", name)
+                if method == "ModelConfig":
+                    resp.config.name = name
+                else:
+                    setattr(resp, "model_name" if method == "ModelInfer" else "name", name)
                 response = resp.SerializeToString()
             return response
 
