@@ -1,6 +1,6 @@
 """The `tfgate` command line: one entry point for every stage, and the composition root.
 
-One module per command group (predict, pipeline, model_server, gateway, demo); this package is the only
+One module per command group (predict, pipeline, model_server, gateway, demo, logs, drift); this package is the only
 place that imports `tfgate.pipeline` and `tfgate.serving`, and only inside a command, so `tfgate --help`
 and the client commands work on a core install (no TensorFlow). A server-side command on an install
 without its extra stops with one line naming the extra (exit 2, extras.py), not a traceback.
@@ -32,9 +32,9 @@ def _root() -> None:
 
 
 def _register_commands() -> None:
-    from . import demo, gateway, model_server, pipeline, predict
+    from . import demo, drift, gateway, logs, model_server, pipeline, predict
 
-    for module in (pipeline, model_server, gateway, demo, predict):
+    for module in (pipeline, model_server, gateway, demo, predict, logs, drift):
         module.register(app)
 
 

@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from .console import console, fail
-from .logs import _run
+from .logs import _run, wide
 from .predict import OneLineCommand
 
 EXIT_DRIFT = 1
@@ -67,13 +67,14 @@ def drift_command(
     else:
         table = Table(title=f"drift of model {report['model']}: {report['rows']} served rows vs training data")
         for column in ("feature", "kind", "metric", "distance", "noise floor", "threshold", "drifted", "detail"):
-            table.add_column(column, justify="right" if column in ("distance", "noise floor", "threshold") else "left")
+            table.add_column(column, justify="right" if column in ("distance", "noise floor", "threshold") else "left",
+                             no_wrap=column != "detail")
         for f in report["features"]:
             table.add_row(f["feature"], f["kind"], f["metric"].replace("_", "-"),
                           "" if f["distance"] is None else f"{f['distance']:.3f}",
                           "" if f["noise_floor"] is None else f"{f['noise_floor']:.3f}", f"{f['threshold']:g}",
                           "[bold red]yes[/]" if f["drifted"] else "no", f["detail"])
-        console.print(table)
+        wide().print(table)
         if report["plots"]:
             console.print(f"plots: {', '.join(report['plots'])}")
     if report["drifted"]:

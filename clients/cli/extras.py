@@ -18,6 +18,8 @@ COMMAND_EXTRAS = {
     "model-server": ("serving",),
     "gateway": ("serving",),
     "demo": ("pipeline", "serving"),
+    "logs": ("serving",),
+    "drift": ("pipeline", "serving"),
 }
 # --help still works without the extra (model-server's TF Serving-style flags spell help four ways).
 HELP_FLAGS = {"model-server": {"--help", "-help", "-h", "--helpfull"}}

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from .console import console, errors, fail
@@ -60,6 +61,11 @@ def _run(fn, *args, **kwargs):
         fail(f"{err.filename or ''}: {err.strerror or err}".lstrip(": "))
 
 
+def wide() -> Console:
+    """The results console, wide enough for a table when stdout is a file or a pipe (rich assumes 80)."""
+    return console if console.is_terminal else Console(width=200)
+
+
 def _ms(value) -> str:
     return "" if value is None else f"{value:.2f}"
 
@@ -78,7 +84,7 @@ def summary_command(logs: Logs, model: Model = None,
     for g in result["groups"]:
         table.add_row(g["model"], str(g["version"] or ""), g["signature"], g["api"], g["status"], str(g["count"]),
                       _ms(g["latency_ms_p50"]), _ms(g["latency_ms_p90"]), _ms(g["latency_ms_p99"]))
-    console.print(table)
+    wide().print(table)
     if result["partial_files"]:
         errors.print(f"{len(result['partial_files'])} file(s) still being written (*.partial) were not read")
 
