@@ -16,6 +16,6 @@ def register(app: typer.Typer) -> None:
                                     "0 = the config's `workers` (default 1)."),
     ) -> None:
         """Run the gRPC gateway in front of TF Serving / tfgate model-server replicas."""
-        from tfgate.serving.gateway.main import run
+        from tfgate.serving.gateway import run
 
         raise typer.Exit(run(str(config), workers or None))

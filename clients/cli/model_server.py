@@ -13,6 +13,6 @@ def register(app: typer.Typer) -> None:
         help="TF-Serving-compatible model server; flags as tensorflow_model_server (--help lists them).",
     )
     def model_server(ctx: typer.Context) -> None:
-        from tfgate.serving.model_server import server
+        from tfgate.serving.model_server import main
 
-        raise typer.Exit(server.main(list(ctx.args)))
+        raise typer.Exit(main(list(ctx.args)))

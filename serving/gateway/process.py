@@ -1,6 +1,6 @@
-"""Process entry points: one gateway process, or a supervisor of N workers on one port.
+"""The gateway's processes: one gateway process, or a supervisor of N workers on one port.
 
-With --workers N the supervisor starts N `python -m tfgate.serving.gateway.main --worker` processes that
+With --workers N the supervisor starts N `python -m tfgate.serving.gateway --worker` processes that
 bind the same port with SO_REUSEPORT (the kernel spreads connections over them), serves the
 metrics of all of them (prometheus multiprocess mode), restarts a worker that dies, and on
 SIGTERM forwards it and waits for every worker to drain.
@@ -74,7 +74,7 @@ def _supervise(config_path: str, cfg, n: int) -> int:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = mp_dir
     from prometheus_client import CollectorRegistry, multiprocess
 
-    cmd = [sys.executable, "-m", "tfgate.serving.gateway.main", "--worker", "--config", config_path]
+    cmd = [sys.executable, "-m", "tfgate.serving.gateway", "--worker", "--config", config_path]
     stopping = False
     procs: list[subprocess.Popen] = []  # before the handlers: an early SIGTERM must find a list
 
@@ -121,16 +121,12 @@ def _supervise(config_path: str, cfg, n: int) -> int:
         shutil.rmtree(mp_dir, ignore_errors=True)
 
 
-def _main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m tfgate.serving.gateway.main")
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tfgate.serving.gateway")
     parser.add_argument("--config", required=True)
     parser.add_argument("--worker", action="store_true", help="internal: one of --workers N")
     parser.add_argument("--workers", type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.worker:
         return run_worker(args.config, reuse_port=True, serve_metrics=False)
     return run(args.config, args.workers or None)
-
-
-if __name__ == "__main__":
-    sys.exit(_main())

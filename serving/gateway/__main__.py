@@ -1,0 +1,5 @@
+import sys
+
+from tfgate.serving.gateway import main
+
+sys.exit(main())
