@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import signal
-import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
@@ -22,8 +19,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.fixtures_servers import READY_LINE, free_port, tfgate_command
-from tests.k8s.conftest import REPO, config_map_files, tf_serving_container
+from tests.k8s.conftest import config_map_files, tf_serving_container
+from tfgate.serving.processes import ModelServer, free_port, tfgate_command
 
 OVERLAYS = ["overlays/gpu", "overlays/cpu"]
 
@@ -82,20 +79,18 @@ def test_manifest_args_start_tfgate_model_server(rendered, tmp_path):
                 if not stand_in.exists():
                     make_half_plus(tmp_path / "stand-in", 1)
                 shutil.copytree(stand_in, root / "models" / name / "1")
-            log = root / "server.log"
-            with open(log, "wb") as fh:
-                proc = subprocess.Popen([*tfgate_command(), "model-server", *args], stdout=fh,
-                                        stderr=subprocess.STDOUT, cwd=REPO)
-            started.append((overlay, proc, log, grpc_port, rest_port, models, args))
+            # The one launcher, with the rendered args as they are (no flags of its own).
+            server = ModelServer([*tfgate_command(), "model-server", *args], root / "server.log", grpc_port, rest_port)
+            started.append((overlay, server.start(wait=False), models, args))
 
-        deadline = time.monotonic() + 180
-        for overlay, proc, log, *_ in started:
-            while READY_LINE not in log.read_text(errors="replace"):
-                assert proc.poll() is None, f"{overlay}: exited {proc.returncode}:\n{log.read_text()[-4000:]}"
-                assert time.monotonic() < deadline, f"{overlay}: not ready:\n{log.read_text()[-4000:]}"
-                time.sleep(0.2)
+        for overlay, server, *_ in started:  # both start side by side
+            try:
+                server.wait_ready(180)
+            except RuntimeError as exc:
+                pytest.fail(f"{overlay}: {exc}")
 
-        for overlay, _proc, _log, grpc_port, rest_port, models, args in started:
+        for overlay, server, models, args in started:
+            grpc_port, rest_port = server.grpc_port, server.rest_port
             with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as ch:
                 # What the kubelet's gRPC probes ask.
                 resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
@@ -113,13 +108,6 @@ def test_manifest_args_start_tfgate_model_server(rendered, tmp_path):
             with urllib.request.urlopen(f"http://127.0.0.1:{rest_port}{metrics_path}", timeout=10) as r:
                 assert r.status == 200, overlay
     finally:
-        for _overlay, proc, *_ in started:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)  # by PID, this test's own child
-        for overlay, proc, log, *_ in started:
-            try:
-                code = proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                code = proc.wait(10)
-            assert code == 0, f"{overlay}: exit {code} after SIGTERM:\n{log.read_text()[-4000:]}"
+        codes = [(overlay, server, server.stop()) for overlay, server, *_ in started]  # SIGTERM by PID (own children)
+        for overlay, server, code in codes:
+            assert code == 0, f"{overlay}: exit {code} after SIGTERM:\n{server.log()[-4000:]}"
