@@ -477,6 +477,21 @@ class LoggingSpec:
     sampling_rate: float
 
 
+def specs_from_model_server_config(config) -> dict[str, LoggingSpec]:
+    """{model name: LoggingSpec} of the models of a ModelServerConfig that have a `logging_config`.
+
+    `log_collector_config.type` names a collector in TF Serving's plug-in registry (open-source builds
+    have none); tfgate has one kind of collector, these TFRecord files, whatever the type says.
+    """
+    specs = {}
+    for model in config.model_config_list.config:
+        if model.HasField("logging_config"):
+            logging_config = model.logging_config
+            specs[model.name] = LoggingSpec(logging_config.log_collector_config.filename_prefix,
+                                            logging_config.sampling_config.sampling_rate)
+    return specs
+
+
 @dataclass
 class RequestLogs:
     """Every model's request logger; reconfigured when the server's model config changes.

@@ -15,6 +15,9 @@ from . import inference, tensors
 from .manager import Manager
 from .metrics import UNKNOWN
 
+# The PredictionLog field each API's requests are logged in (request logging, issue 17).
+LOG_KINDS = {"predict": "predict_log", "classify": "classify_log", "regress": "regress_log"}
+
 
 class DataPlane:
     def __init__(self, manager: Manager, executor, batcher=None, metrics=None,
@@ -32,20 +35,31 @@ class DataPlane:
             return await self.batcher.run(servable, sig, inputs)
         return await asyncio.get_running_loop().run_in_executor(self.executor, servable.run, sig, inputs, outputs)
 
-    async def _timed(self, api: str, spec, coro_fn):
+    async def _timed(self, api: str, spec, coro_fn, request=None):
         t0 = time.monotonic()
         status = "OK"
+        response = None
+        message = ""
         try:
-            return await coro_fn()
+            response = await coro_fn()
+            return response
         except ServingError as e:
             status = e.code.name
+            message = e.message
             raise
         except asyncio.CancelledError:
             status = grpc.StatusCode.CANCELLED.name
             raise
         finally:
+            elapsed = time.monotonic() - t0
             if self.metrics is not None and spec.name:
-                self.metrics.request(*self._labels(spec), api, status, time.monotonic() - t0)
+                self.metrics.request(*self._labels(spec), api, status, elapsed)
+            logger = self.manager.request_logs.models.get(spec.name) if request is not None else None
+            if logger is not None:  # the model has a logging_config; never blocks (bounded queue)
+                served = response.model_spec if response is not None else spec
+                logger.log(LOG_KINDS[api], request, response, version=served.version.value,
+                           signature=served.signature_name or spec.signature_name or "serving_default",
+                           status=status, latency=elapsed, origin="model_server", message=message)
 
     def _labels(self, spec) -> tuple[str, str]:
         """Metric labels: names the server does not serve share one bucket, so clients cannot grow
@@ -67,7 +81,7 @@ class DataPlane:
                 sig, inputs, wanted = inference.predict_prepare(servable, req)
                 out = await self._run(servable, sig, inputs, wanted)
                 return inference.predict_build(servable, sig, out, wanted, self.options)
-        return await self._timed("predict", req.model_spec, go)
+        return await self._timed("predict", req.model_spec, go, req)
 
     async def _on_examples(self, api: str, req, prepare, build):
         """Classify and Regress: tf.Examples in, one result per example out."""
@@ -79,7 +93,7 @@ class DataPlane:
                 n = len(next(iter(inputs.values())))
                 out = await self._run(servable, sig, inputs)
                 return build(servable, sig, out, n)
-        return await self._timed(api, req.model_spec, go)
+        return await self._timed(api, req.model_spec, go, req)
 
     async def classify(self, req):
         return await self._on_examples("classify", req, inference.classify_prepare, inference.classify_build)

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
+from .. import request_log
 from ..status import ServingError, failed_precondition, invalid, not_found
 from . import warmup
 from .inference import DEFAULTS, InferenceOptions
@@ -103,6 +104,7 @@ class Manager:
         self._poll_task: asyncio.Task | None = None
         self._lock = asyncio.Lock()
         self.on_unload = []  # callbacks(servable) so the batcher can drop its queues
+        self.request_logs = request_log.RequestLogs()  # each model's `logging_config` (issue 17)
 
     # ---- config
     @staticmethod
@@ -125,6 +127,10 @@ class Manager:
     async def apply_config(self, cfg: model_server_config_pb2.ModelServerConfig) -> None:
         """Replace the served set of models; wait for new models' first loads; then set labels."""
         self.validate(cfg)
+        try:
+            self.request_logs.configure(request_log.specs_from_model_server_config(cfg))
+        except request_log.RequestLogError as e:
+            raise invalid(str(e)) from None
         async with self._lock:
             wanted = {mc.name: mc for mc in cfg.model_config_list.config}
             for name, model in list(self.models.items()):
@@ -358,4 +364,6 @@ class Manager:
     async def close(self) -> None:
         if self._poll_task:
             self._poll_task.cancel()
+        # every request log record accepted so far is written and its file finished (renamed)
+        await asyncio.to_thread(self.request_logs.close)
         self._pool.shutdown(wait=False, cancel_futures=True)

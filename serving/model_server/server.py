@@ -159,6 +159,8 @@ async def serve(opts, cfg) -> int:
     ), metrics)
     if batcher is not None:
         manager.on_unload.append(batcher.drop)
+    if metrics is not None:  # request logging's counters (records written, dropped, failed; files)
+        metrics.registry.register(manager.request_logs.collector())
     try:
         await manager.apply_config(cfg)
     except ServingError as e:
