@@ -63,9 +63,10 @@ except ImportError:
     pass
 else:
     raise SystemExit('the blocker does not work')
-import tfgate.clients.aio, tfgate.clients.cli
-for name in ('console', 'demo', 'extras', 'gateway', 'model_server', 'pipeline', 'predict', 'report'):
-    __import__('tfgate.clients.cli.' + name)
+import importlib, pkgutil, tfgate.clients.aio, tfgate.clients.cli
+for info in pkgutil.iter_modules(tfgate.clients.cli.__path__):  # every command module (not __main__)
+    if not info.name.startswith('_'):
+        importlib.import_module('tfgate.clients.cli.' + info.name)
 from tfgate import clients
 from tfgate.clients import GatewayClient
 with GatewayClient({gateway.target!r}, token={ALL_TOKEN!r}) as c:
