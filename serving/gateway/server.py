@@ -16,6 +16,8 @@ from .auth import TokenStore
 from .backends import Pool
 from .calls import Calls
 from .config import GatewayConfig
+from .open_inference import SERVICE as V2_SERVICE
+from .open_inference import OpenInference
 from .passthrough import Passthrough
 from .routing import Router
 from .shadow import Shadow
@@ -37,9 +39,10 @@ class Gateway:
         self.router = Router(cfg, self.pools, self.shadow)
         self.api = InferenceGateway(cfg, self.calls, self.router, self.pools)
         self.passthrough = Passthrough(self.calls, self.router, self.pools)
+        self.open_inference = OpenInference(self.calls, self.router, self.pools)
 
     def generic_handlers(self) -> list[grpc.GenericRpcHandler]:
-        return [self.api.generic_handler(), *self.passthrough.generic_handlers()]
+        return [self.api.generic_handler(), *self.passthrough.generic_handlers(), self.open_inference.generic_handler()]
 
     async def close(self) -> None:
         self.shadow.close()
@@ -67,7 +70,7 @@ async def serve(cfg: GatewayConfig, reuse_port: bool = False, ready=None) -> int
     ])
     server.add_generic_rpc_handlers(gateway.generic_handlers())
     health_servicer = grpc_plumbing.add_health(server)
-    grpc_plumbing.enable_reflection(server, [SERVICE.full_name, grpc_plumbing.HEALTH_SERVICE])
+    grpc_plumbing.enable_reflection(server, [SERVICE.full_name, V2_SERVICE, grpc_plumbing.HEALTH_SERVICE])
     if cfg.tls.cert_file:
         creds = grpc.ssl_server_credentials(
             [(_read(cfg.tls.key_file), _read(cfg.tls.cert_file))],

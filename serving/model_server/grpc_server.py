@@ -22,6 +22,7 @@ from tensorflow_serving.apis import status_pb2 as serving_status_pb2
 from .. import grpc_plumbing
 from ..status import ServingError
 from ..tfs_protos import MODEL_SERVICE, PREDICTION_SERVICE
+from . import v2
 from .data_plane import DataPlane
 
 log = logging.getLogger("tfgate.model_server")
@@ -94,7 +95,8 @@ def _lenient_service(service: str, servicer, requests: dict) -> grpc.GenericRpcH
 
 
 def add_services(server: grpc.aio.Server, plane: DataPlane, enable_health: bool):
-    """The two TF Serving services, health (if enabled) and reflection; returns the health servicer."""
+    """The two TF Serving services, the Open Inference Protocol's, health (if enabled) and reflection;
+    returns the health servicer."""
     server.add_generic_rpc_handlers([
         _lenient_service(PREDICTION_SERVICE, PredictionServicer(plane), {
             "Predict": predict_pb2.PredictRequest, "Classify": classification_pb2.ClassificationRequest,
@@ -103,7 +105,8 @@ def add_services(server: grpc.aio.Server, plane: DataPlane, enable_health: bool)
         _lenient_service(MODEL_SERVICE, ModelServicer(plane), {
             "GetModelStatus": get_model_status_pb2.GetModelStatusRequest,
             "HandleReloadConfigRequest": model_management_pb2.ReloadConfigRequest}),
+        v2.grpc_handler(v2.OpenInference(plane)),  # KServe's Open Inference Protocol (v2)
     ])
     health_servicer = grpc_plumbing.add_health(server) if enable_health else None
-    grpc_plumbing.enable_reflection(server, [grpc_plumbing.HEALTH_SERVICE] if enable_health else [])
+    grpc_plumbing.enable_reflection(server, [v2.SERVICE, *([grpc_plumbing.HEALTH_SERVICE] if enable_health else [])])
     return health_servicer

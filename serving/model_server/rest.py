@@ -27,7 +27,7 @@ from tensorflow_serving.apis import (
 from .. import tensor_codec as codec
 from .. import tensor_limits as limits
 from ..status import ServingError, invalid
-from . import tensors
+from . import tensors, v2
 from .data_plane import DataPlane
 
 _PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)"
@@ -175,6 +175,7 @@ class Rest:
         self.metrics = metrics
         self.metrics_path = metrics_path
         self.cors = cors
+        self.v2 = v2.RestV2(v2.OpenInference(plane), self.timeout)  # /v2...: the Open Inference Protocol
 
     def app(self, client_max_size: int) -> web.Application:
         app = web.Application(client_max_size=client_max_size)
@@ -192,6 +193,8 @@ class Rest:
         if self.metrics_path and path == self.metrics_path and request.method == "GET":
             return web.Response(body=self.metrics.exposition(),
                                 content_type="text/plain", charset="utf-8")
+        if path == "/v2" or path.startswith("/v2/"):
+            return await self.v2.dispatch(request)
         m = _PATH.match(path)
         malformed = ServingError(invalid("").code, f"Malformed request: {request.method} {path}")
         malformed.code = __import__("grpc").StatusCode.NOT_FOUND
