@@ -44,6 +44,7 @@ def test_runnable_blocks_run_as_written(tmp_path):
     script = "\n".join(body for tag, body in blocks("sh") if tag == "runnable")
     assert "tfgate pipeline" in script and "tfgate predict" in script
     (tmp_path / "data").symlink_to(REPO / "data")
+    (tmp_path / ".venv").symlink_to(REPO / ".venv")  # .venv/oip: Triton's client for the v2 example
     (tmp_path / "work").mkdir()
     wrapped = (
         "set -euo pipefail\n"
@@ -64,6 +65,8 @@ def test_runnable_blocks_run_as_written(tmp_path):
     assert len((tmp_path / "work" / "fashion-top3.csv").read_text().splitlines()) == 4_444
     assert "from housing version 1" in result.stdout
     assert '"predictions"' in result.stdout  # the REST answer
+    assert '"model_name":"housing","model_version":"1"' in result.stdout  # the v2 REST answer
+    assert "[b'" in result.stdout  # tritonclient's classes, through the gateway
 
 
 # ----- links ------------------------------------------------------------------------------------
