@@ -158,6 +158,49 @@ def _varint_field(number: int, value: int) -> bytes:
     return _varint(number << 3) + _varint(value)
 
 
+def _top_level_field(data: bytes, number: int) -> bytes | None:
+    """The payload of length-delimited field `number` at the top level of a serialized message."""
+    pos, end = 0, len(data)
+    while pos < end:
+        key, pos = _read_varint(data, pos)
+        wire_type = key & 7
+        if wire_type == 0:
+            _, pos = _read_varint(data, pos)
+        elif wire_type == 1:
+            pos += 8
+        elif wire_type == 5:
+            pos += 4
+        elif wire_type == 2:
+            size, pos = _read_varint(data, pos)
+            if key >> 3 == number:
+                return data[pos:pos + size]
+            pos += size
+        else:
+            return None
+    return None
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+def _served_by(response: bytes | None) -> tuple[int, str]:
+    """(version, signature) from a Predict/Classify/Regress response's model_spec (field 2 of each)."""
+    if not response:
+        return 0, ""
+    from tensorflow_serving.apis import model_pb2
+
+    spec = model_pb2.ModelSpec.FromString(_top_level_field(response, 2) or b"")
+    return spec.version.value, spec.signature_name
+
+
 def _serialized(message) -> bytes:
     return message if isinstance(message, bytes | bytearray) else message.SerializeToString()
 
@@ -207,7 +250,8 @@ class _Item:
 class ModelLogger:
     """One model's sampling and counters, feeding the sink of its filename prefix."""
 
-    def __init__(self, name: str, sampling_rate: float, sink: LogSink, rng: random.Random | None = None):
+    def __init__(self, name: str, sampling_rate: float, sink: LogSink, rng: random.Random | None = None,
+                 listener=None):
         if not 0.0 <= sampling_rate <= 1.0:
             raise RequestLogError(f"model {name}: logging_config.sampling_config.sampling_rate must be in "
                                   f"[0, 1], got {sampling_rate}")
@@ -215,14 +259,18 @@ class ModelLogger:
         self.sampling_rate = sampling_rate
         self.sink = sink
         self.counters = ModelCounters()
+        # listener(model, outcome, count), outcome "written" | "dropped" | "failed": e.g. Prometheus counters
+        # a server keeps itself (the gateway's, multi-process); called by the writer, or on a drop
+        self.listener = listener
         self._random = (rng or random.Random()).random
         self._metadata: dict[tuple, bytes] = {}
 
-    def log(self, kind: str, request, response=None, *, version: int = 0, signature: str = "",
+    def log(self, kind: str, request, response=None, *, version: int | None = 0, signature: str = "",
             status: str = "OK", latency: float = 0.0, origin: str = "", message: str = "") -> bool:
         """Offer one request (and its response; None when it failed) for logging. Never blocks.
 
         `request`/`response`: protobuf messages (or their serialized bytes), not modified afterwards.
+        `version=None`: the version (and signature, if not given) the response names, read in the writer.
         Returns True when the record was accepted (it will be written unless the disk fails).
         """
         rate = self.sampling_rate
@@ -254,9 +302,14 @@ class ModelLogger:
 def encode_record(item: _Item) -> bytes:
     """The serialized PredictionLog for one logged request."""
     body = _bytes_field(1, _serialized(item.request))
-    if item.response is not None:
-        body += _bytes_field(2, _serialized(item.response))
-    out = _bytes_field(_LOG_METADATA, item.model.metadata(item.version, item.signature, item.timestamp))
+    response = None if item.response is None else _serialized(item.response)
+    if response is not None:
+        body += _bytes_field(2, response)
+    version, signature = item.version, item.signature
+    if version is None:
+        version, served_signature = _served_by(response)
+        signature = signature or served_signature
+    out = _bytes_field(_LOG_METADATA, item.model.metadata(version, signature, item.timestamp))
     out += _bytes_field(LOG_FIELDS[item.kind], body)
     if item.status != "OK":
         out += _bytes_field(STATUS_FIELD, item.status.encode())
@@ -267,6 +320,13 @@ def encode_record(item: _Item) -> bytes:
     if item.origin:
         out += _bytes_field(ORIGIN_FIELD, item.origin.encode())
     return out
+
+
+def _count(model: ModelLogger, outcome: str, n: int) -> None:
+    """The writer's outcomes (the writer thread is their only writer)."""
+    setattr(model.counters, outcome, getattr(model.counters, outcome) + n)
+    if model.listener is not None:
+        model.listener(model.name, outcome, n)
 
 
 @dataclass
@@ -313,11 +373,13 @@ class LogSink:
         counters = item.model.counters
         with self._lock:
             counters.sampled += 1
-            if self._closed or len(self._queue) >= self.capacity:
-                counters.dropped += 1
-                return False
-            self._queue.append(item)
-        return True
+            if not self._closed and len(self._queue) < self.capacity:
+                self._queue.append(item)
+                return True
+            counters.dropped += 1
+        if item.model.listener is not None:
+            item.model.listener(item.model.name, "dropped", 1)
+        return False
 
     def depth(self) -> int:
         return len(self._queue)
@@ -386,7 +448,7 @@ class LogSink:
             try:
                 record = frame(encode_record(item))
             except Exception as err:  # a message that cannot be serialized must not stop the writer
-                item.model.counters.failed += 1
+                _count(item.model, "failed", 1)
                 self._error(f"cannot encode a record of model {item.model.name}: {err}")
                 continue
             in_file = (self._file_bytes if self._file is not None else 0) + pending
@@ -408,15 +470,15 @@ class LogSink:
                 self._open_file()
             self._file.write(data)
         except OSError as err:
-            for model in models:
-                model.counters.failed += 1
+            for model, n in collections.Counter(models).items():
+                _count(model, "failed", n)
             self._error(f"cannot write {self._file_path or self.prefix}: {err}")
             self._abandon_file()
             return
         self._file_bytes += len(data)
         self.counters.bytes += len(data)
-        for model in models:
-            model.counters.written += 1
+        for model, n in collections.Counter(models).items():
+            _count(model, "written", n)
 
     def _open_file(self) -> None:
         now = time.time()
@@ -504,10 +566,12 @@ class RequestLogs:
     max_file_seconds: float = DEFAULT_MAX_FILE_SECONDS
     queue_records: int = DEFAULT_QUEUE_RECORDS
     fsync: bool = True
+    listener: object = None  # given to every ModelLogger (see there)
     models: dict[str, ModelLogger] = field(default_factory=dict)
     sinks: dict[str, LogSink] = field(default_factory=dict)
-    # Counters of loggers replaced or removed, so the exported totals never go down.
-    retired: dict[str, ModelCounters] = field(default_factory=dict)
+    # The counters of loggers replaced or removed (live: their writer may still be finishing), so the
+    # exported totals never go down.
+    retired: list[tuple[str, ModelCounters]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def configure(self, specs: dict[str, LoggingSpec]) -> None:
@@ -531,7 +595,7 @@ class RequestLogs:
                 if current is not None and current.sink is sink and current.sampling_rate == spec.sampling_rate:
                     models[name] = current
                 else:
-                    models[name] = ModelLogger(name, spec.sampling_rate, sink)
+                    models[name] = ModelLogger(name, spec.sampling_rate, sink, listener=self.listener)
             for name, old in self.models.items():
                 if models.get(name) is not old:
                     self._retire(old)
@@ -542,12 +606,7 @@ class RequestLogs:
             sink.close()
 
     def _retire(self, old: ModelLogger) -> None:
-        total = self.retired.setdefault(old.name, ModelCounters())
-        c = old.counters
-        total.sampled += c.sampled
-        total.dropped += c.dropped
-        total.written += c.written
-        total.failed += c.failed
+        self.retired.append((old.name, old.counters))
 
     def get(self, model: str) -> ModelLogger | None:
         return self.models.get(model)
@@ -564,7 +623,7 @@ class RequestLogs:
     def totals(self) -> dict[str, ModelCounters]:
         """Counters per model name, including loggers that were replaced (they only grow)."""
         out: dict[str, ModelCounters] = {}
-        for source in (list(self.retired.items()), [(m.name, m.counters) for m in list(self.models.values())]):
+        for source in (list(self.retired), [(m.name, m.counters) for m in list(self.models.values())]):
             for name, c in source:
                 total = out.setdefault(name, ModelCounters())
                 total.sampled += c.sampled

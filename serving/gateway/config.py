@@ -17,6 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from .. import request_log
+
 ENV_PREFIX = "TFGATE_GATEWAY__"
 FASHION_CLASS_NAMES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -78,6 +80,23 @@ class ShadowConfig:
 
 
 @dataclass
+class ModelLoggingConfig:
+    """Request logging of one model (TF Serving's `logging_config`); off while filename_prefix is empty."""
+
+    filename_prefix: str = ""
+    sampling_rate: float = 1.0
+
+
+@dataclass
+class RequestLogConfig:
+    """The request-log files of every model: rotation by size and age, and the writer's queue."""
+
+    max_file_bytes: int = request_log.DEFAULT_MAX_FILE_BYTES
+    max_file_seconds: float = request_log.DEFAULT_MAX_FILE_SECONDS
+    queue_records: int = request_log.DEFAULT_QUEUE_RECORDS
+
+
+@dataclass
 class ModelConfig:
     targets: list[str] = field(default_factory=list)
     backend_model_name: str = ""  # model name on the backends; defaults to the key
@@ -91,6 +110,7 @@ class ModelConfig:
     sticky_key: str = ""  # request metadata key whose value pins a caller to one label
     shadow: ShadowConfig = field(default_factory=ShadowConfig)
     class_names: list[str] = field(default_factory=lambda: list(FASHION_CLASS_NAMES))
+    logging: ModelLoggingConfig = field(default_factory=ModelLoggingConfig)
 
 
 @dataclass
@@ -115,6 +135,7 @@ class GatewayConfig:
     auth: AuthConfig = field(default_factory=AuthConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
     shutdown: ShutdownConfig = field(default_factory=ShutdownConfig)
+    request_log: RequestLogConfig = field(default_factory=RequestLogConfig)
     models: dict[str, ModelConfig] = field(default_factory=dict)
 
 
@@ -237,6 +258,9 @@ def validate(cfg: GatewayConfig) -> GatewayConfig:
         raise ConfigError("backend.ejection.consecutive_failures: must be >= 1")
     if cfg.shutdown.readiness_seconds < 0 or cfg.shutdown.grace_seconds < 0:
         raise ConfigError("shutdown: durations must be >= 0")
+    rl = cfg.request_log
+    if rl.max_file_bytes < 1 or rl.max_file_seconds <= 0 or rl.queue_records < 1:
+        raise ConfigError("request_log: max_file_bytes, max_file_seconds and queue_records must be > 0")
     if not cfg.models:
         raise ConfigError("models: at least one model is required")
     for name, m in cfg.models.items():
@@ -278,6 +302,8 @@ def validate(cfg: GatewayConfig) -> GatewayConfig:
             raise ConfigError(f"{p}.shadow.percent: must be between 0 and 100")
         if len(m.class_names) < 1:
             raise ConfigError(f"{p}.class_names: must not be empty")
+        if not 0 <= m.logging.sampling_rate <= 1:
+            raise ConfigError(f"{p}.logging.sampling_rate: must be between 0 and 1")
     return cfg
 
 

@@ -28,6 +28,7 @@ PASSTHROUGH = {
 # unchanged, so a stock client sees every version and the backend's default, as on a direct call.
 SPLIT_METHODS = frozenset({"Predict", "Classify", "Regress", "MultiInference"})
 RELOAD_PATH = method_path(MODEL_SERVICE, "HandleReloadConfigRequest")
+LOGGED = {"Classify": "classify_log", "Regress": "regress_log"}  # the PredictionLog field of each
 
 
 class Passthrough:
@@ -61,9 +62,14 @@ class Passthrough:
                 raise invalid("tasks: MultiInference needs the backend's model name")
             if path == PREDICT_PATH:
                 return await self.router.predict(call, m, pool, body)
-            response, call.retries = await pool.call(path, body, call.backend_metadata(),
-                                                     self.router.deadline(call, m))
-            return response
+            async def send() -> bytes:
+                response, call.retries = await pool.call(path, body, call.backend_metadata(),
+                                                         self.router.deadline(call, m))
+                return response
+
+            if method in LOGGED:  # request logging (issue 17); Predict is logged by the router
+                return await self.router.request_logs.call(call.model, LOGGED[method], body, send)
+            return await send()
 
         return functools.partial(handler, self)
 

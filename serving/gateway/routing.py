@@ -15,6 +15,7 @@ from . import metrics, wire
 from .backends import Pool
 from .calls import Call
 from .config import GatewayConfig, ModelConfig
+from .request_logging import GatewayLogs
 from .shadow import PREDICT_PATH, Shadow
 
 
@@ -23,6 +24,7 @@ class Router:
         self.cfg = cfg
         self.pools = pools
         self.shadow = shadow
+        self.request_logs = GatewayLogs(cfg)  # each model's `logging` (issue 17)
 
     def model(self, call: Call, name: str, field: str) -> tuple[ModelConfig, Pool]:
         """The model `name` (from request field `field`) if this gateway serves it to this caller."""
@@ -73,8 +75,13 @@ class Router:
 
     async def predict(self, call: Call, m: ModelConfig, pool: Pool, request: bytes) -> bytes:
         """A serialized PredictRequest to the model's backends; a copy to the shadow version if configured."""
-        response, call.retries = await pool.call(PREDICT_PATH, request, call.backend_metadata(),
-                                                 self.deadline(call, m))
+        async def send() -> bytes:
+            response, call.retries = await pool.call(PREDICT_PATH, request, call.backend_metadata(),
+                                                     self.deadline(call, m))
+            return response
+
+        # logged as the backend saw it: a typed call as the Predict it became
+        response = await self.request_logs.call(call.model, "predict_log", request, send)
         if m.shadow.label and random.random() * 100 < m.shadow.percent:
             self.shadow.send(call, m, pool, request, response)
         return response

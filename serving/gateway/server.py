@@ -47,6 +47,7 @@ class Gateway:
     async def close(self) -> None:
         self.shadow.close()
         await asyncio.gather(*(p.close() for p in self.pools.values()))
+        await self.router.request_logs.close()  # every accepted request-log record written (issue 17)
 
 
 def _read(path: str) -> bytes:

@@ -243,3 +243,20 @@ def test_log_files_by_folder_prefix_and_name(tmp_path):
     assert rl.log_files([str(tmp_path / "notes.txt")])[0] == [str(tmp_path / "notes.txt")]
     with pytest.raises(rl.RequestLogError, match="no such file, folder or log filename prefix"):
         rl.log_files([str(tmp_path / "nothing")])
+
+
+def test_version_from_the_response_bytes_and_outcome_listener(tmp_path):
+    seen = []
+    logs = rl.RequestLogs(fsync=False, listener=lambda model, outcome, n: seen.append((model, outcome, n)))
+    logs.configure({"m": rl.LoggingSpec(str(tmp_path / "m"), 1.0)})
+    req, resp = _pair()
+    resp.model_spec.signature_name = "serving_default"
+    # the gateway passes bytes and lets the writer read the version that answered
+    assert logs.get("m").log("predict_log", req.SerializeToString(), resp.SerializeToString(), version=None)
+    logs.close()
+    (record,) = _records(tmp_path / "m")
+    assert (record.log_metadata.model_spec.version.value, record.log_metadata.model_spec.signature_name) == \
+        (3, "serving_default")
+    assert record.predict_log.response == resp
+    assert not logs.get("m").log("predict_log", req, resp)  # closed: dropped
+    assert seen == [("m", "written", 1), ("m", "dropped", 1)]
