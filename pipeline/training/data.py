@@ -72,8 +72,13 @@ def make_dataset(
     shuffle: bool,
     seed: int | None = None,
     shard_by_data: bool = True,
+    augment=None,
 ) -> tf.data.Dataset:
-    """(model inputs, label) batches from GZIP tf.Examples: parallel reads, batched parsing, prefetch."""
+    """(model inputs, label) batches from GZIP tf.Examples: parallel reads, batched parsing, prefetch.
+
+    `augment(features, seed)` (training only) rewrites a parsed batch of transformed features; `seed`
+    is a stateless-RNG seed, new for every batch and epoch, drawn from `seed` (so a seeded run repeats).
+    """
     files = sorted(tf.io.gfile.glob(split_pattern(data_dir, split)))
     deterministic = seed is not None or not shuffle
     ds = tf.data.Dataset.from_tensor_slices(files)
@@ -90,11 +95,17 @@ def make_dataset(
     # Batch first, then parse the whole batch in one parse_example call (much cheaper per row).
     ds = ds.batch(batch_size)
 
-    def parse(serialized):
+    def parse(serialized, batch_seed=None):
         features = tf.io.parse_example(serialized, feature_spec)
         label = features.pop(label_key)
+        if augment is not None:
+            features = augment(features, batch_seed)
         return to_model_inputs(features), label
 
+    if augment is not None:
+        # One int64 per batch, a different stream each epoch (a new iterator per epoch).
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip(ds, seeds)
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     options = tf.data.Options()
     if shard_by_data:
@@ -102,6 +113,29 @@ def make_dataset(
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     options.deterministic = deterministic
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def shift_and_flip(key: str, max_shift: int = 2):
+    """An `augment` for [N, H, W] images under `key`: each image moved by up to `max_shift` pixels
+    along each axis (zero fill) and mirrored left-right with probability 1/2."""
+
+    def augment(features: dict, seed: tf.Tensor) -> dict:
+        images = features[key]
+        count, height, width = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
+        seeds = tf.random.experimental.stateless_split(seed, 3)
+        span = 2 * max_shift + 1
+        dy = tf.random.stateless_uniform([count], seeds[0], 0, span, dtype=tf.int32)
+        dx = tf.random.stateless_uniform([count], seeds[1], 0, span, dtype=tf.int32)
+        padded = tf.pad(images, [[0, 0], [max_shift, max_shift], [max_shift, max_shift]])
+        # A per-image crop of the padded image: gather its rows, then its columns.
+        rows = dy[:, None] + tf.range(height)[None, :]
+        cols = dx[:, None] + tf.range(width)[None, :]
+        moved = tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
+        mirror = tf.random.stateless_uniform([count], seeds[2]) < 0.5
+        moved = tf.where(mirror[:, None, None], tf.reverse(moved, [2]), moved)
+        return {**features, key: moved}
+
+    return augment
 
 
 def load_split(data_dir: str, split: str, feature_spec: dict) -> dict:

@@ -3,31 +3,30 @@
 Keras 3.15's fit() cannot run under MultiWorkerMirroredStrategy with more than one worker: it
 reduces nested batches and scalar logs with strategy.reduce(..., axis=0), which the collective
 all-reduce rejects. This loop does the same job with strategy.run and the same compiled model,
-optimizer, early stopping on the eval split, learning-rate halving and TensorBoard scalars.
+optimizer (its learning-rate schedule included), early stopping on the eval split and TensorBoard scalars.
 """
 
 from __future__ import annotations
 
 import time
 
-import keras
 import numpy as np
 import tensorflow as tf
+
+from tfgate.pipeline.training import models
 
 
 def fit(
     net, dist, train_ds, eval_ds, *, dataset, batch_size, epochs, patience, logdir, on_epoch=None,
     steps_per_epoch=None,
 ):  # fmt: skip
-    """Train `net` (compiled inside dist.scope()); return a Keras-style history dict."""
+    """Train `net` (compiled inside dist.scope(), its learning-rate schedule included); return a
+    Keras-style history dict."""
     metric = "rmse" if dataset == "housing" else "accuracy"
-    if dataset == "housing":
-        per_example = keras.losses.MeanSquaredError(reduction=None)
-    else:
-        per_example = keras.losses.SparseCategoricalCrossentropy(reduction=None)
+    per_example = models.LOSSES[dataset]  # the compiled loss, per example
 
     def sums(y, pred):
-        losses = per_example(tf.reshape(y, [-1, 1]) if dataset == "housing" else y, pred)
+        losses = per_example(y, pred)
         correct = tf.zeros([])
         if dataset == "fashion":
             hits = tf.equal(tf.argmax(pred, axis=1, output_type=tf.int64), tf.cast(y, tf.int64))
@@ -73,7 +72,7 @@ def fit(
     train_iter = iter(dist_train) if steps_per_epoch else None
     writer = tf.summary.create_file_writer(logdir)
     history: dict[str, list[float]] = {"loss": [], metric: [], "val_loss": [], f"val_{metric}": []}
-    best, best_weights, waited, plateau = np.inf, None, 0, 0
+    best, best_weights, waited = np.inf, None, 0
     for epoch in range(epochs):
         started = time.monotonic()
         loss, score = run_epoch(train_step, train_iter if steps_per_epoch else dist_train, steps_per_epoch)
@@ -87,12 +86,9 @@ def fit(
         if on_epoch is not None:
             on_epoch(epoch + 1, epochs, logs, time.monotonic() - started)
         if val_loss < best:
-            best, best_weights, waited, plateau = val_loss, net.get_weights(), 0, 0
+            best, best_weights, waited = val_loss, net.get_weights(), 0
             continue
-        waited, plateau = waited + 1, plateau + 1
-        if plateau >= max(2, patience // 3):
-            net.optimizer.learning_rate.assign(max(1e-5, float(net.optimizer.learning_rate) * 0.5))
-            plateau = 0
+        waited += 1
         if waited >= patience:
             break
     writer.close()
