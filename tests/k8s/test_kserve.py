@@ -2,7 +2,8 @@
 
 Rendered with kubectl kustomize, then built strictly from the kserve SDK's own typed models (in the v2
 clients' venv, .venv/oip): unknown fields, wrong types and missing required fields fail. The predictor's
-ports, probes and storage agree with its model-server flags.
+ports, probes and storage agree with its model-server flags, and its args start a real model server whose
+probes pass and which answers v2 inference on the port KServe routes to.
 """
 
 from __future__ import annotations
@@ -56,3 +57,55 @@ def test_predictors_expose_the_model_servers_v2_ports(isvc_text):
             else:
                 assert probe["grpc"]["port"] == port["containerPort"]
         assert {m["mountPath"] for m in c["volumeMounts"]} == {"/tmp"}
+
+
+@pytest.mark.timeout(300)
+def test_predictor_args_start_a_v2_model_server(isvc_text, tmp_path):
+    """Each predictor's args as rendered (ports moved to free loopback ones, /mnt/models to a stand-in
+    model) start `tfgate model-server`; its probes pass and v2 inference answers on the port KServe routes to."""
+    import json
+    import urllib.request
+
+    import grpc
+    import numpy as np
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from tests.model_server.models import make_half_plus
+    from tfgate.inference import open_inference_grpc_pb2 as pb
+    from tfgate.inference import open_inference_grpc_pb2_grpc as pb_grpc
+    from tfgate.serving.processes import ModelServer, free_port, tfgate_command
+
+    make_half_plus(tmp_path / "stand-in", 1)  # y = 0.5 x + 2 under every predictor's model name
+    for isvc in yaml.safe_load_all(isvc_text):
+        (c,) = isvc["spec"]["predictor"]["containers"]
+        ports = {"port": free_port(), "rest_api_port": free_port()}
+        args = []
+        for a in c["args"]:
+            name, _, value = a.removeprefix("--").partition("=")
+            value = str(ports.get(name, value)).replace("/mnt/models", str(tmp_path / "stand-in"))
+            args.append(f"--{name}={value}")
+        server = ModelServer([*tfgate_command(), "model-server", *args, "--bind_address=127.0.0.1"],
+                             tmp_path / f"{isvc['metadata']['name']}.log", ports["port"], ports["rest_api_port"])
+        server.start(timeout=180)
+        try:
+            (port,) = c["ports"]
+            model = _flags(c["args"])["model_name"]
+            if port["name"] == "http1":
+                for probe in (c["readinessProbe"], c["livenessProbe"]):
+                    with urllib.request.urlopen(f"{server.rest_url}{probe['httpGet']['path']}", timeout=10) as r:
+                        assert r.status == 200
+                body = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [2], "data": [2, 4]}]})
+                req = urllib.request.Request(f"{server.rest_url}/v2/models/{model}/infer", data=body.encode())
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    assert json.loads(r.read())["outputs"][0]["data"] == [3.0, 4.0]
+            else:
+                with grpc.insecure_channel(server.grpc_target) as ch:
+                    health = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=10)
+                    assert health.status == health_pb2.HealthCheckResponse.SERVING
+                    req = pb.ModelInferRequest(model_name=model)
+                    req.inputs.add(name="x", datatype="FP32", shape=[2])
+                    req.raw_input_contents.append(np.array([2, 4], np.float32).tobytes())
+                    resp = pb_grpc.GRPCInferenceServiceStub(ch).ModelInfer(req, timeout=30)
+                    assert np.frombuffer(resp.raw_output_contents[0], np.float32).tolist() == [3.0, 4.0]
+        finally:
+            assert server.stop() == 0, server.log()[-3000:]
