@@ -248,18 +248,19 @@ def _check_range(arr: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:
 
 
 # ---- gRPC
-def check_grpc_request(req: pb.ModelInferRequest, budget: limits.Budget) -> None:
-    """Size a ModelInferRequest's inputs against `budget` without decoding any (the gateway's check)."""
-    _declared(req)
+def check_grpc_request(req: pb.ModelInferRequest, budget: limits.Budget) -> list[Sized]:
+    """Size a ModelInferRequest's inputs against `budget` without decoding any (the gateway's check).
+    Returns the inputs' declarations, for `decode_grpc_request`."""
+    sized = _declared(req)
     raw = req.raw_input_contents
-    for i, t in enumerate(req.inputs):
-        s = Sized(t.name, t.datatype, t.shape, f"input '{t.name}'")
+    for i, (s, t) in enumerate(zip(sized, req.inputs, strict=True)):
         if raw:
             _take(budget, s, len(raw[i]) if s.datatype == "BYTES" else 0)
         elif s.datatype == "BYTES":
             _take(budget, s, sum(map(len, t.contents.bytes_contents)))
         else:
             _take(budget, s)
+    return sized
 
 
 def _declared(req: pb.ModelInferRequest) -> list[Sized]:
@@ -301,9 +302,11 @@ def _from_contents(s: Sized, t, budget: limits.Budget) -> np.ndarray:
     return _check_range(wide, s.dtype, what).reshape(s.shape)
 
 
-def decode_grpc_request(req: pb.ModelInferRequest, sig_inputs, budget: limits.Budget) -> dict[str, np.ndarray]:
-    """A ModelInferRequest's inputs as arrays keyed by the signature's aliases (its input names)."""
-    sized = _declared(req)
+def decode_grpc_request(req: pb.ModelInferRequest, sig_inputs, budget: limits.Budget,
+                        sized: list[Sized] | None = None) -> dict[str, np.ndarray]:
+    """A ModelInferRequest's inputs as arrays keyed by the signature's aliases (its input names);
+    `sized`: what check_grpc_request returned for it, if it ran."""
+    sized = sized if sized is not None else _declared(req)
     check_signature(sized, sig_inputs)
     raw = req.raw_input_contents
     out = {}

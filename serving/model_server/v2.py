@@ -113,10 +113,10 @@ class OpenInference:
 
     async def infer_grpc(self, req: pb.ModelInferRequest) -> pb.ModelInferResponse:
         spec = _spec(req.model_name, req.model_version, v2.signature_name(req.parameters))
-        v2.check_grpc_request(req, self._budget())  # sized before the model is even looked up
+        sized = v2.check_grpc_request(req, self._budget())  # sized before the model is even looked up
 
         def decode(sig):
-            inputs = v2.decode_grpc_request(req, sig.sigdef.inputs, self._budget())
+            inputs = v2.decode_grpc_request(req, sig.sigdef.inputs, self._budget(), sized)
             return inputs, v2.requested_outputs(v2.grpc_output_names(req), sig.sigdef.outputs)
 
         def encode(version, out, order):
