@@ -10,7 +10,7 @@ from importlib.util import find_spec
 EXTRA_MODULES = {
     "pipeline": ("tensorflow", "tensorflow_transform", "tfx_bsl", "apache_beam", "matplotlib", "tensorboard"),
     "serving": ("tensorflow", "tensorflow_serving", "grpc_health", "grpc_reflection", "prometheus_client",
-                "aiohttp", "yaml", "PIL", "uvloop"),
+                "aiohttp", "yaml", "PIL", "uvloop", "google_crc32c"),
 }
 COMMAND_EXTRAS = {
     "pipeline": ("pipeline",),
