@@ -60,6 +60,15 @@ def test_served_metrics_equal_the_offline_evaluation(demo_run):
     assert summary["versions_answered"] == {"housing": {"1": 2008}, "fashion": {"1": 4443}}
 
 
+def test_report_shows_drift_of_the_demos_own_traffic_and_none_is_flagged(demo_run):
+    workdir, _ = demo_run
+    drift = json.loads((workdir / "demo.json").read_text())["drift"]
+    # every request the demo sent through the gateway was logged: the test split, then the latency calls
+    assert drift == {"housing": {"rows": 2008 + 5 + 300, "drifted": []}, "fashion": {"rows": 4443, "drifted": []}}
+    page = (workdir / "report" / "index.html").read_text()
+    assert "<h2>Drift of served traffic</h2>" in page and "drifted: none" in page
+
+
 def test_demo_leaves_no_server_running(demo_run):
     _, result = demo_run
     pids = [int(p) for p in re.findall(r"\(pid (\d+)\)", result.stdout)]

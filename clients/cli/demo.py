@@ -116,9 +116,10 @@ def stage_serve(run: DemoRun) -> None:
     server = start_model_server(serving_dir, model_config=config, flags=[f"--monitoring_config_file={monitoring}"])
     run.servers.append(server)
     console.print(f"  model server: gRPC {server.grpc_target}, REST {server.rest_url} (pid {server.pid})")
-    gateway = start_gateway(
-        serving_dir, {"models": {m: {"targets": [server.grpc_target]} for m in ("housing", "fashion")}}
-    )
+    # The gateway logs every request (the report's drift panel reads them); files finished after 1 s.
+    models = {m: {"targets": [server.grpc_target], "logging": {"filename_prefix": str(run.path("request-logs", m))}}
+              for m in ("housing", "fashion")}
+    gateway = start_gateway(serving_dir, {"request_log": {"max_file_seconds": 1}, "models": models})
     run.servers.append(gateway)
     run.gateway_target = gateway.target
     console.print(
@@ -216,7 +217,8 @@ def measure_latency(run: DemoRun, test_csv: Path) -> list[float]:
         records = [
             {k: (v if k == "ocean_proximity" else float(v) if v else None) for k, v in row.items()}
             for row in csv.DictReader(handle)
-        ][:LATENCY_REQUESTS]
+        ]
+    records = records[:: max(1, len(records) // LATENCY_REQUESTS)][:LATENCY_REQUESTS]  # spread over the split
     for record in records:
         record.pop("median_house_value")
         if record["total_bedrooms"] is None:
@@ -245,6 +247,26 @@ def stage_check(run: DemoRun) -> None:
     console.print(f"  fashion accuracy: offline {offline:.4f} = served {served:.4f}")
 
 
+def served_drift(run: DemoRun) -> dict[str, dict]:
+    """The demo's own served traffic (the gateway's request logs) against each model's training statistics."""
+    from tfgate.serving import log_tools, request_log
+
+    logs = run.path("request-logs")
+    deadline = time.monotonic() + 30
+    while request_log.log_files([str(logs)])[1] and time.monotonic() < deadline:
+        time.sleep(0.2)  # the gateway finishes a file 1 s after opening it
+    out = {}
+    for dataset in ("housing", "fashion"):
+        out[dataset] = log_tools.drift(str(run.path(dataset)), [str(logs / dataset)],
+                                       output_dir=str(run.path("drift", dataset)), model=dataset)
+        drifted = ", ".join(out[dataset]["drifted"]) or "none"
+        console.print(f"  {dataset}: {out[dataset]['rows']} served rows against the training split; drifted: {drifted}")
+    run.results["drift"] = {d: {"rows": r["rows"], "drifted": r["drifted"]} for d, r in out.items()}
+    run.commands += [f"tfgate drift --stats work/{d} --logs work/request-logs/{d} -o work/drift/{d}"
+                     for d in ("housing", "fashion")]
+    return out
+
+
 def stage_report(run: DemoRun) -> None:
     import gzip
 
@@ -265,6 +287,7 @@ def stage_report(run: DemoRun) -> None:
             for line in path.read_text().splitlines()
             if line
         ]
+    drift = served_drift(run)
     page = report.write(
         report.ReportInputs(
             pipeline_stats=run.results["pipeline"],
@@ -276,6 +299,7 @@ def stage_report(run: DemoRun) -> None:
             sample_true=[name[int(i)] for i in run.results["samples"]["true"]],
             sample_predicted=[name[int(i)] for i in run.results["samples"]["predicted"]],
             commands=run.commands,
+            drift=drift,
         ),
         run.path("report"),
     )

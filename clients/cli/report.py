@@ -22,6 +22,7 @@ class ReportInputs:
     sample_true: list[str] = field(default_factory=list)
     sample_predicted: list[str] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
+    drift: dict[str, dict] = field(default_factory=dict)  # model → tfgate drift's report (log_tools.drift)
 
 
 def _pyplot():
@@ -160,6 +161,23 @@ def write(inputs: ReportInputs, folder: Path) -> Path:
     rows = [[m, v, n] for m, versions in inputs.versions_answered.items() for v, n in sorted(versions.items())]
     parts.append("<h3>Versions that answered</h3>" + _table(["model", "version", "requests"], rows))
 
+    if inputs.drift:
+        parts.append("<h2>Drift of served traffic</h2><p>The requests the demo sent through the gateway (which "
+                     "logs them), against the training split's statistics: Jensen–Shannon distance for numeric "
+                     "features and images, L-infinity for categorical ones; a feature drifts above its threshold "
+                     "and above the noise floor of that many served values.</p>")
+        for model, drift in inputs.drift.items():
+            rows = [[f["feature"], f["metric"].replace("_", "-"), _fmt(f["distance"]), _fmt(f["noise_floor"]),
+                     f["threshold"], "yes" if f["drifted"] else "no"] for f in drift["features"]]
+            verdict = ", ".join(drift["drifted"]) or "none"
+            parts.append(f"<h3>{html.escape(model)}: {drift['rows']} served rows; drifted: {html.escape(verdict)}"
+                         "</h3>" + _table(["feature", "metric", "distance", "noise floor", "threshold", "drifted"],
+                                          rows))
+            for png in drift["plots"]:
+                target = f"drift-{model}-{Path(png).name}"
+                shutil.copyfile(png, folder / target)
+                parts.append(_figure(target, f"{model}: {Path(png).stem.removeprefix('drift-')} served vs training"))
+
     parts.append("<h2>Reproduce</h2><pre>" + html.escape("\n".join(inputs.commands)) + "</pre>")
     parts.append("</body></html>")
     page = folder / "index.html"
@@ -173,6 +191,7 @@ def write(inputs: ReportInputs, folder: Path) -> Path:
                     for k, v in inputs.models.items()
                 },
                 "versions_answered": inputs.versions_answered,
+                "drift": {m: {"rows": d["rows"], "drifted": d["drifted"]} for m, d in inputs.drift.items()},
                 "latency_ms": {f"p{q}": float(np.percentile(inputs.latencies_ms, q)) for q in (50, 90, 99)}
                 if inputs.latencies_ms
                 else {},
