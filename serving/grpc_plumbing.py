@@ -53,6 +53,23 @@ def unary_method(behaviour, request_class) -> grpc.RpcMethodHandler:
                                                response_serializer=_serialize)
 
 
+def lenient_service(service: str, servicer, requests: dict) -> grpc.GenericRpcHandler:
+    """`service`'s methods ({name: request class}) on `servicer`, with a parser that does not fail:
+    bytes that are not the method's message get INVALID_ARGUMENT."""
+
+    def handler(fn):
+        async def call(request, context):
+            if type(request) is Undecodable:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                    f"Could not parse the request as {request.type_name}")
+            return await fn(request, context)
+
+        return call
+
+    return grpc.method_handlers_generic_handler(service, {
+        name: unary_method(handler(getattr(servicer, name)), cls) for name, cls in requests.items()})
+
+
 def add_health(server: grpc.aio.Server) -> health.aio.HealthServicer:
     servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)

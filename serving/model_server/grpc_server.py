@@ -77,32 +77,15 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         return resp
 
 
-def _lenient_service(service: str, servicer, requests: dict) -> grpc.GenericRpcHandler:
-    """The service's methods with a request parser that does not fail: bytes that are not the
-    method's message get INVALID_ARGUMENT."""
-
-    def handler(fn):
-        async def call(request, context):
-            if type(request) is grpc_plumbing.Undecodable:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                    f"Could not parse the request as {request.type_name}")
-            return await fn(request, context)
-
-        return call
-
-    return grpc.method_handlers_generic_handler(service, {
-        name: grpc_plumbing.unary_method(handler(getattr(servicer, name)), cls) for name, cls in requests.items()})
-
-
 def add_services(server: grpc.aio.Server, plane: DataPlane, enable_health: bool):
     """The two TF Serving services, the Open Inference Protocol's, health (if enabled) and reflection;
     returns the health servicer."""
     server.add_generic_rpc_handlers([
-        _lenient_service(PREDICTION_SERVICE, PredictionServicer(plane), {
+        grpc_plumbing.lenient_service(PREDICTION_SERVICE, PredictionServicer(plane), {
             "Predict": predict_pb2.PredictRequest, "Classify": classification_pb2.ClassificationRequest,
             "Regress": regression_pb2.RegressionRequest, "MultiInference": inference_pb2.MultiInferenceRequest,
             "GetModelMetadata": get_model_metadata_pb2.GetModelMetadataRequest}),
-        _lenient_service(MODEL_SERVICE, ModelServicer(plane), {
+        grpc_plumbing.lenient_service(MODEL_SERVICE, ModelServicer(plane), {
             "GetModelStatus": get_model_status_pb2.GetModelStatusRequest,
             "HandleReloadConfigRequest": model_management_pb2.ReloadConfigRequest}),
         v2.grpc_handler(v2.OpenInference(plane)),  # KServe's Open Inference Protocol (v2)

@@ -195,18 +195,7 @@ REQUESTS = {
 
 def grpc_handler(oip: OpenInference) -> grpc.GenericRpcHandler:
     """The service, with a request parser that answers INVALID_ARGUMENT to bytes that are not the message."""
-    servicer = Servicer(oip)
-
-    def lenient(fn):
-        async def call(request, context):
-            if type(request) is grpc_plumbing.Undecodable:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                    f"Could not parse the request as {request.type_name}")
-            return await fn(request, context)
-        return call
-
-    return grpc.method_handlers_generic_handler(SERVICE, {
-        name: grpc_plumbing.unary_method(lenient(getattr(servicer, name)), cls) for name, cls in REQUESTS.items()})
+    return grpc_plumbing.lenient_service(SERVICE, Servicer(oip), REQUESTS)
 
 
 # ---- REST
