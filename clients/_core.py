@@ -89,7 +89,10 @@ class ClientOptions:
         opts: list[tuple[str, Any]] = [("grpc.max_send_message_length", self.max_message_bytes),
                                        ("grpc.max_receive_message_length", self.max_message_bytes),
                                        # the client retries itself (below), with the caller's deadline
-                                       ("grpc.enable_retries", 0)]
+                                       ("grpc.enable_retries", 0),
+                                       # a restarted gateway is found again within 2 s, not gRPC's 120 s
+                                       ("grpc.initial_reconnect_backoff_ms", 100),
+                                       ("grpc.max_reconnect_backoff_ms", 2000)]
         if self.server_name:
             opts.append(("grpc.ssl_target_name_override", self.server_name))
         return opts

@@ -274,8 +274,12 @@ def rolling_restart(workdir: Path, concurrency: int = 16, pause: float = 3.0, ma
         service_config = json.dumps({"loadBalancingConfig": [{"round_robin": {}}],
                                      "healthCheckConfig": {"serviceName": ""}})
         target = "ipv4:" + ",".join(g.target for g in gws)
+        # Reconnect backoff well under `pause`: the client must see a restarted gateway as READY before
+        # the next one drains (gRPC's default backoff grows to 120 s, so it might not for seconds).
         load = Load(target, deadline=10, retries=3,
-                    channel_options=(("grpc.service_config", service_config), ("grpc.enable_retries", 0)))
+                    channel_options=(("grpc.service_config", service_config), ("grpc.enable_retries", 0),
+                                     ("grpc.initial_reconnect_backoff_ms", 100),
+                                     ("grpc.max_reconnect_backoff_ms", 250)))
 
         def roll():
             time.sleep(pause)

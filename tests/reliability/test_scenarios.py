@@ -31,7 +31,7 @@ def test_backend_sigkill_and_restart(tmp_path, backend, model_bases):
 
 
 def test_rolling_gateway_restart(tmp_path, backend):
-    r = rel.rolling_restart(tmp_path, concurrency=8, pause=1.0, backend_target=backend.grpc_target)
+    r = rel.rolling_restart(tmp_path, concurrency=8, pause=1.5, backend_target=backend.grpc_target)
     assert r["exit_codes"] == [0, 0], _show(r)
     assert r["failed"] == 0 and r["wrong_answers"] == 0 and r["requests"] > 0, _show(r)
 
