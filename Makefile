@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint protos bench clean
+.PHONY: install demo test lint protos bench peer-bench clean
 
 install: $(STAMP)
 
@@ -47,6 +47,22 @@ bench: install
 	$(BIN)/python benchmarks/serving_bench.py --housing work/models/housing --fashion work/models/fashion
 	$(BIN)/python benchmarks/gateway_bench.py --housing work/models/housing --fashion work/models/fashion
 	$(BIN)/python -m benchmarks.reliability
+
+# Peer benchmark (issue 20): tfgate's model server beside KServe, MLServer and Ray Serve, each peer in its own
+# venv (.venv/peers/<peer>, pinned in requirements/peers/), Debian's wrk as the load generator, the demo models
+# (trained briefly here if `make demo` has not made them: speed, not accuracy, is measured).
+PEERS := kserve mlserver ray
+peer-bench: install $(foreach p,$(PEERS),$(VENV)/peers/$(p)/.installed)
+	@command -v wrk >/dev/null || { if [ "$$(id -u)" = 0 ]; then apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }; else echo "apt-get install -y wrk"; exit 2; fi; }
+	test -d work/models/housing || { $(BIN)/tfgate pipeline housing --input data/housing/housing.csv --output work/housing && $(BIN)/tfgate train housing --data work/housing --model-base-path work/models/housing --epochs 2; }
+	test -d work/models/fashion || { $(BIN)/tfgate pipeline fashion --input data/fashion-mnist --output work/fashion && $(BIN)/tfgate train fashion --data work/fashion --model-base-path work/models/fashion --epochs 1; }
+	$(BIN)/python -m benchmarks.peer_bench
+
+$(VENV)/peers/%/.installed: requirements/peers/%.txt
+	test -x $(VENV)/peers/$*/bin/python || $(PYTHON) -m venv $(VENV)/peers/$*
+	$(VENV)/peers/$*/bin/python -m pip install -q pip==25.3
+	$(VENV)/peers/$*/bin/python -m pip install -q -r requirements/peers/$*.txt
+	touch $@
 
 clean:
 	rm -rf work models
