@@ -556,6 +556,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.from_json:
         return rewrite(args.from_json, args.out)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # half_plus_two is built here: keep TF's start-up lines out
     if args.quick:
         args.duration, args.warmup, args.recovery, args.repeat = 2.0, 1.0, 2.0, 1
     keys = [k for k in args.servers.split(",") if k]
