@@ -205,8 +205,10 @@ def peer_versions(peer: str, packages: list[str]) -> dict[str, str]:
                                      check=True).stdout)
 
 
-def start_servers(work: Path, keys: list[str], version_dirs: dict[str, Path], bases: dict[str, Path]) -> dict:
-    """Every server in `keys` started (all at once, then each waited for); {key: Peer}."""
+def start_servers(work: Path, keys: list[str], version_dirs: dict[str, Path], bases: dict[str, Path],
+                  peers: dict) -> None:
+    """Every server in `keys` started (all at once, then each waited for) and put in `peers` {key: Peer}
+    before it starts, so that the caller stops whatever did start when another fails."""
     from tfgate.serving.processes import ServerProcess, free_port, model_config_text, model_server
 
     class HTTPReadyServer(ServerProcess):
@@ -218,7 +220,6 @@ def start_servers(work: Path, keys: list[str], version_dirs: dict[str, Path], ba
             return self._ready()
 
     models_arg = ",".join(f"{m}={p}" for m, p in version_dirs.items())
-    peers: dict[str, Peer] = {}
     tf_version = subprocess.run([sys.executable, "-c", "import tensorflow as tf; print(tf.__version__)"],
                                 capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
                                 ).stdout.strip()
@@ -292,7 +293,6 @@ def start_servers(work: Path, keys: list[str], version_dirs: dict[str, Path], ba
     for peer in peers.values():
         peer.process.wait_ready(timeout=300)
         print(f"{peer.key} ready ({peer.base}, pid {peer.process.pid})", flush=True)
-    return peers
 
 
 def rows_for(peers: dict) -> list[Row]:
@@ -586,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
                 bodies[(model, protocol)].write_bytes(body(model, protocol))
         peers: dict[str, Peer] = {}
         try:
-            peers = start_servers(work, keys, version_dirs, bases)
+            start_servers(work, keys, version_dirs, bases, peers)
             rows = rows_for(peers)
             checks = check_answers(rows, models, bodies)
             total = args.repeat * len(concurrency) * len(models) * len(rows)
@@ -617,7 +617,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                  if rec else ""), flush=True)
         finally:
             for peer in peers.values():
-                peer.process.stop()
+                if peer.process.proc is not None:
+                    peer.process.stop()
     meta = {"started": started, "duration_s": args.duration, "warmup_s": args.warmup, "recovery_s": args.recovery,
             "repeat": args.repeat, "concurrency": list(concurrency), "cpus": os.cpu_count(),
             "load_generator": "wrk 4.1.0 (Debian), -t1, keep-alive, --timeout 30s, benchmarks/peers/wrk_report.lua",
