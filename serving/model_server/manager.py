@@ -104,6 +104,7 @@ class Manager:
         self._poll_task: asyncio.Task | None = None
         self._lock = asyncio.Lock()
         self.on_unload = []  # callbacks(servable) so the batcher can drop its queues
+        self.on_load = []  # callbacks(servable) once a version serves (server.py: the GC freeze)
         self.request_logs = request_log.RequestLogs()  # each model's `logging_config` (issue 17)
 
     # ---- config
@@ -251,6 +252,8 @@ class Manager:
             v.servable, v.error = servable, None
             v.state = State.AVAILABLE
             log.info("Successfully loaded servable version {name: %s version: %d}", model.name, v.version)
+            for cb in self.on_load:
+                cb(servable)
             async with self._lock:
                 if not model.removed:
                     self._reconcile(model)
