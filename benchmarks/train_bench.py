@@ -49,6 +49,7 @@ def pipeline_output(dataset: str, given: str | None, scratch: str) -> str:
 
 def full_training(dataset: str, data_dir: str, base: str, seed: int) -> dict:
     """One run with the dataset's default settings; only the seed is given."""
+    from tfgate.pipeline import datasets
     from tfgate.pipeline.training import train
 
     def on_epoch(epoch, total, logs, seconds):
@@ -57,11 +58,7 @@ def full_training(dataset: str, data_dir: str, base: str, seed: int) -> dict:
 
     result = train(dataset, data_dir, base, seed=seed, on_epoch=on_epoch)
     test, training = result.metrics["test"], result.metrics["training"]
-    quality = (
-        {"rmse": round(test["rmse"], 1), "mae": round(test["mae"], 1)}
-        if dataset == "housing"
-        else {"accuracy": round(test["accuracy"], 4)}
-    )
+    quality = {key: round(test[key], 4) for key, _ in datasets.task(dataset).report_metrics}
     print(f"  {dataset} seed {seed}: {quality} after {training['epochs_run']} epochs", flush=True)
     return {
         "seed": seed,
@@ -80,8 +77,11 @@ def spread(values: list[float]) -> dict:
 
 def seeds_report(dataset: str, data_dir: str, scratch: str, seeds: list[int]) -> dict:
     """Train once per seed; summarise; copy the plots of the median run (by the quality metric)."""
-    from tfgate.pipeline.training import models, trainer
+    import dataclasses
 
+    from tfgate.pipeline import datasets
+
+    task = datasets.task(dataset)
     runs = [full_training(dataset, data_dir, os.path.join(scratch, "models", f"{dataset}-{s}"), s) for s in seeds]
     metric, bound = QUALITY[dataset]
     target = TARGETS[f"{dataset}_test_{metric}_{bound}"]
@@ -96,8 +96,8 @@ def seeds_report(dataset: str, data_dir: str, scratch: str, seeds: list[int]) ->
         del run["path"]
     passed = all(v <= target for v in values) if bound == "max" else all(v >= target for v in values)
     return {
-        "model": models.DEFAULT_MODEL[dataset],
-        "settings": trainer.DEFAULTS[dataset],
+        "model": task.default_model,
+        "settings": dataclasses.asdict(task.defaults),
         "seeds": seeds,
         "test_" + metric: {**spread(values), "target": target, "bound": bound, "every_seed_passes": passed},
         "fit_seconds": spread([run["fit_seconds"] for run in runs]),
@@ -116,20 +116,17 @@ def steps_per_second(dataset: str, data_dir: str, seed: int, rounds: int) -> dic
     import tensorflow as tf
     import tensorflow_transform as tft
 
-    from tfgate.pipeline import housing
-    from tfgate.pipeline.training import data, models, trainer
+    from tfgate.pipeline import datasets
+    from tfgate.pipeline.training import data, models
 
     keras.utils.set_random_seed(seed)
     tft_output = tft.TFTransformOutput(data_dir)
     spec = tft_output.transformed_feature_spec()
-    label_key, to_inputs = trainer.LABEL_KEYS[dataset], trainer.TO_MODEL_INPUTS[dataset]
-    defaults = trainer.DEFAULTS[dataset]
-    batch_size = defaults["batch_size"]
-    augment = trainer.AUGMENT[dataset]() if defaults["augment"] else None
-    categories = 0
-    if dataset == "housing":
-        categories = tft_output.vocabulary_size_by_name(housing.OCEAN_PROXIMITY_VOCAB) + 1
-    model = models.build(dataset, models.DEFAULT_MODEL[dataset], categories, weight_decay=defaults["weight_decay"])
+    task = datasets.task(dataset)
+    label_key, to_inputs = task.label_key, task.to_model_inputs
+    batch_size = task.defaults.batch_size
+    augment = task.augmentation() if task.defaults.augment else None
+    model = models.build(task, task.default_model, tft_output, weight_decay=task.defaults.weight_decay)
 
     from_files = data.make_dataset(
         data_dir, "train", spec, to_inputs, label_key, batch_size, shuffle=True, seed=seed, augment=augment

@@ -31,9 +31,11 @@ from .results import (
 )
 from .tensors import from_tensor, to_tensor
 
-HOUSING_FLOATS = ("longitude", "latitude", "housing_median_age", "total_rooms", "population", "households",
-                  "median_income")
-HOUSING_COLUMNS = (*HOUSING_FLOATS[:4], "total_bedrooms", *HOUSING_FLOATS[4:], "ocean_proximity")
+# The raw housing columns are HousingRecord's fields (the proto is where they are written down):
+# floats, `optional` floats that may be missing, and non-empty strings.
+HOUSING_COLUMNS = tuple(f.name for f in pb.HousingRecord.DESCRIPTOR.fields)
+HOUSING_OPTIONAL = frozenset(f.name for f in pb.HousingRecord.DESCRIPTOR.fields if f.has_presence)
+_HOUSING_STRINGS = frozenset(f.name for f in pb.HousingRecord.DESCRIPTOR.fields if f.type == f.TYPE_STRING)
 _STATES = {v.number: v.name.removeprefix("MODEL_VERSION_STATE_")
            for v in pb.ModelVersionState.DESCRIPTOR.values}
 _COMPRESSION = {None: grpc.Compression.NoCompression, "none": grpc.Compression.NoCompression,
@@ -162,15 +164,16 @@ def housing_record(row: Mapping[str, Any], index: int = 0) -> pb.HousingRecord:
     """One record (a mapping of the 9 raw columns; total_bedrooms may be missing, None or NaN) as a
     `tfgate.v1.HousingRecord`, checked like the gateway checks it; errors name `records[index].field`."""
     rec = pb.HousingRecord()
-    for name in HOUSING_FLOATS:
-        setattr(rec, name, _number(row.get(name), f"records[{index}].{name}"))
-    beds = _number(row.get("total_bedrooms"), f"records[{index}].total_bedrooms", optional=True)
-    if beds is not None:
-        rec.total_bedrooms = beds
-    ocean = row.get("ocean_proximity")
-    if not isinstance(ocean, str) or not ocean:
-        raise InvalidArgument(f"records[{index}].ocean_proximity: must be a non-empty string, got {ocean!r}")
-    rec.ocean_proximity = ocean
+    for name in HOUSING_COLUMNS:
+        value = row.get(name)
+        if name in _HOUSING_STRINGS:
+            if not isinstance(value, str) or not value:
+                raise InvalidArgument(f"records[{index}].{name}: must be a non-empty string, got {value!r}")
+            setattr(rec, name, value)
+            continue
+        number = _number(value, f"records[{index}].{name}", optional=name in HOUSING_OPTIONAL)
+        if number is not None:
+            setattr(rec, name, number)
     return rec
 
 

@@ -109,3 +109,8 @@ def fetch_housing(csv_path: str, mirror: str | None = None) -> bool:
         verify(extracted, "sha256", HOUSING_CSV_SHA256)
         shutil.move(extracted, csv_path)
     return True
+
+
+def fetch(dataset: str, path: str, mirror: str | None = None) -> None:
+    """Ensure the full `dataset` is at `path` (the housing CSV, or the Fashion-MNIST folder)."""
+    {"housing": fetch_housing, "fashion": fetch_fashion}[dataset](path, mirror)

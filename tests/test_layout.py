@@ -120,3 +120,27 @@ def _first_cycle(graph: dict[str, set[str]]) -> list[str] | None:
                 path.append(child)
                 stack.append(iter(sorted(graph[child])))
     return None
+
+
+def test_only_a_dataset_package_knows_its_dataset():
+    """Each dataset's knowledge lives in its package (`tfgate.pipeline.housing`, `.fashion`: schema,
+    preprocessing, model, metrics, export); the rest of the product asks the dataset's Task and never
+    compares a name with "housing" or "fashion"."""
+    modules = _module_names()
+    found = []
+    for name, (path, _) in modules.items():
+        if _in(name, "tfgate.pipeline.housing") or _in(name, "tfgate.pipeline.fashion"):
+            continue
+        for node in ast.walk(ast.parse((REPO / path).read_text(), path)):
+            if isinstance(node, ast.Compare) and any(
+                    isinstance(c, ast.Constant) and c.value in ("housing", "fashion")
+                    for c in (node.left, *node.comparators)):
+                found.append(f"{path}:{node.lineno}")
+    assert not found, "dataset branches outside the dataset's package: " + ", ".join(found)
+
+
+def test_the_command_line_offers_every_dataset():
+    from tfgate.clients.cli.pipeline import DatasetName
+    from tfgate.pipeline import datasets
+
+    assert [d.value for d in DatasetName] == list(datasets.NAMES)

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import os
 
-HOUSING_FLOATS = ["longitude", "latitude", "housing_median_age", "total_rooms", "total_bedrooms",
-                  "population", "households", "median_income"]
-
 
 def save(module, base, version: int, signatures) -> str:
     """Write `module` as version `version` under `base`, published atomically (the server never sees
@@ -51,8 +48,10 @@ def make_half(base, version: int) -> str:
 def make_housing(base, version: int) -> str:
     import tensorflow as tf
 
-    spec = {n: tf.TensorSpec([None], tf.float32, name=n) for n in HOUSING_FLOATS}
-    spec["ocean_proximity"] = tf.TensorSpec([None], tf.string, name="ocean_proximity")
+    from tfgate.pipeline import housing
+
+    spec = {n: tf.TensorSpec([None], tf.float32, name=n) for n in housing.NUMERIC_COLUMNS}
+    spec[housing.CATEGORICAL_COLUMN] = tf.TensorSpec([None], tf.string, name=housing.CATEGORICAL_COLUMN)
 
     class Housing(tf.Module):
         @tf.function(input_signature=[spec])

@@ -50,7 +50,7 @@ def bundled(parts: tuple[str, ...]) -> Path:
 class DemoRun:
     workdir: Path
     epochs: int | None
-    fashion_model: str
+    model_kinds: dict[str, str]  # dataset -> --model
     results: dict = field(default_factory=dict)
     servers: list = field(default_factory=list)
     gateway_target: str = ""
@@ -72,10 +72,11 @@ def stage_pipeline(run: DemoRun) -> None:
 
 
 def stage_train(run: DemoRun) -> None:
+    from tfgate.pipeline import datasets
     from tfgate.pipeline.training import train
 
     for dataset in ("housing", "fashion"):
-        kind = run.fashion_model if dataset == "fashion" else None
+        kind = run.model_kinds.get(dataset)
 
         def on_epoch(epoch: int, total: int, logs: dict, seconds: float, dataset=dataset) -> None:
             shown = ", ".join(f"{k} {v:.4f}" for k, v in logs.items() if isinstance(v, float) and k != "learning_rate")
@@ -92,13 +93,8 @@ def stage_train(run: DemoRun) -> None:
         )
         test_metrics = result.metrics["test"]
         run.results.setdefault("models", {})[dataset] = {"version_dir": result.path, "metrics": test_metrics}
-        if dataset == "housing":
-            console.print(
-                f"  housing v{result.version}: test RMSE ${test_metrics['rmse']:,.0f}, "
-                f"MAE ${test_metrics['mae']:,.0f}"
-            )
-        else:
-            console.print(f"  fashion v{result.version}: test accuracy {test_metrics['accuracy']:.4f}")
+        shown = ", ".join(f"{name} {value}" for name, value in datasets.task(dataset).table_rows(test_metrics)[:2])
+        console.print(f"  {dataset} v{result.version}: {shown}")
         options = f" --epochs {run.epochs}" if run.epochs else ""
         options += f" --model {kind}" if kind else ""
         base = run.path("models", dataset)
@@ -191,7 +187,7 @@ def stage_predict(run: DemoRun) -> None:
 
     predicted = np.array([p["predicted_median_house_value"] for p in housing_out["predictions"]])
     actual = np.array([p["median_house_value"] for p in housing_out["predictions"]])
-    served = {"housing": evaluate.housing_metrics(predicted, actual)}
+    served = {"housing": evaluate.regression_metrics(predicted, actual)}
     classes = fashion_out["classifications"]
     top1 = np.array([c["top"][0]["class_id"] for c in classes])
     labels = np.array([c["label"] for c in classes])
@@ -202,9 +198,10 @@ def stage_predict(run: DemoRun) -> None:
         "housing": dict(Counter(str(p["model_version"]) for p in housing_out["predictions"])),
         "fashion": dict(Counter(str(c["model_version"]) for c in classes)),
     }
+    names = {t["class_id"]: t["class_name"] for c in classes for t in c["top"]}  # the model's own names
     run.results["samples"] = {
-        "true": [str(c["label"]) for c in classes[:24]],
-        "predicted": [str(c["top"][0]["class_id"]) for c in classes[:24]],
+        "true": [names.get(c["label"], str(c["label"])) for c in classes[:24]],
+        "predicted": [c["top"][0]["class_name"] for c in classes[:24]],
     }
     run.results["latencies_ms"] = measure_latency(run, test_csv)
 
@@ -272,13 +269,10 @@ def stage_report(run: DemoRun) -> None:
 
     import numpy as np
 
-    from tfgate.pipeline import fashion
-
     from . import report
 
     with gzip.open(bundled(FASHION_TEST_IMAGES)) as handle:
         images = np.frombuffer(handle.read(), np.uint8, offset=16).reshape(-1, 28, 28)[:24]
-    name = fashion.CLASS_NAMES
     rejected = {}
     for dataset in ("housing", "fashion"):
         rejected[dataset] = [
@@ -296,8 +290,8 @@ def stage_report(run: DemoRun) -> None:
             latencies_ms=run.results["latencies_ms"],
             versions_answered=run.results["versions_answered"],
             sample_images=images,
-            sample_true=[name[int(i)] for i in run.results["samples"]["true"]],
-            sample_predicted=[name[int(i)] for i in run.results["samples"]["predicted"]],
+            sample_true=run.results["samples"]["true"],
+            sample_predicted=run.results["samples"]["predicted"],
             commands=run.commands,
             drift=drift,
         ),
@@ -338,7 +332,7 @@ def demo_command(
 ) -> None:
     """Run the main job on the bundled data: pipeline → train → serve → predict → check → report."""
     quiet_library_logs()
-    run = DemoRun(workdir=workdir.resolve(), epochs=epochs, fashion_model=fashion_model)
+    run = DemoRun(workdir=workdir.resolve(), epochs=epochs, model_kinds={"fashion": fashion_model})
     started = time.monotonic()
     try:
         for number, (title, stage) in enumerate(STAGES, start=1):

@@ -14,7 +14,7 @@ from rich.table import Table
 from .console import console, fail, quiet_library_logs
 
 
-class DatasetName(StrEnum):
+class DatasetName(StrEnum):  # tfgate.pipeline.datasets.NAMES (not imported: the pipeline loads inside a command)
     housing = "housing"
     fashion = "fashion"
 
@@ -88,10 +88,7 @@ def _download(dataset: DatasetName, input_path: str, mirror: str | None) -> None
 
     try:
         with _elapsed_status(f"checking / downloading the full {dataset.value} dataset"):
-            if dataset is DatasetName.housing:
-                download.fetch_housing(input_path, mirror)
-            else:
-                download.fetch_fashion(input_path, mirror)
+            download.fetch(dataset.value, input_path, mirror)
     except download.DownloadError as err:
         fail(str(err))
 
@@ -136,12 +133,6 @@ def _print_stats(stats: dict, output: str) -> None:
         console.print(f"rejected rows and reasons: {Path(output) / 'rejected'}")
 
 
-class ModelKind(StrEnum):
-    cnn = "cnn"
-    mlp = "mlp"
-    wide_deep = "wide-deep"
-
-
 class StrategyName(StrEnum):
     default = "default"
     mirrored = "mirrored"
@@ -157,9 +148,7 @@ def train_command(
     epochs: int = typer.Option(None, "--epochs", help="Most epochs to run (early stopping may end sooner)."),
     batch_size: int = typer.Option(None, "--batch-size", help="Global batch size."),
     seed: int = typer.Option(None, "--seed", help="Seed for weights, shuffling, dropout (reproducible)."),
-    model: ModelKind = typer.Option(
-        None, "--model", help="fashion: cnn (default) or mlp (lighter); housing: wide-deep."
-    ),
+    model: str = typer.Option(None, "--model", help="fashion: cnn (default) or mlp (lighter); housing: wide-deep."),
     strategy: StrategyName = typer.Option(
         StrategyName.default, "--strategy", help="tf.distribute strategy; multi-worker reads TF_CONFIG."
     ),
@@ -192,7 +181,7 @@ def train_command(
                 epochs=epochs,
                 batch_size=batch_size,
                 seed=seed,
-                model=model.value if model else None,
+                model=model,
                 strategy=strategy.value,
                 version=version,
                 steps_per_epoch=steps_per_epoch,
@@ -209,18 +198,18 @@ def train_command(
 
 
 def _print_evaluation(result) -> None:
-    from tfgate.pipeline.training.evaluate import table_rows
+    from tfgate.pipeline import datasets
 
     table = Table(title=f"train {result.dataset} → {result.path}")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for name, value in table_rows(result.dataset, result.metrics):
+    for name, value in datasets.task(result.dataset).table_rows(result.metrics["test"]):
         table.add_row(name, value)
     training = result.metrics["training"]
     table.add_row("epochs run (best)", f"{training['epochs_run']} ({training['best_epoch']})")
     table.add_row("seconds", f"{result.seconds:.1f}")
     console.print(table)
-    if result.dataset == "fashion":
+    if "confusion_matrix" in result.metrics["test"]:
         _print_confusion(result.metrics["test"])
 
 

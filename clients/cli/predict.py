@@ -27,13 +27,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from typer.core import TyperCommand, TyperGroup
 
+from tfgate.clients._core import HOUSING_COLUMNS, HOUSING_OPTIONAL
 from tfgate.clients.errors import TfgateError
 from tfgate.clients.gateway_client import GatewayClient
 
 from .console import console, errors, fail
 
-HOUSING_REQUIRED = ("longitude", "latitude", "housing_median_age", "total_rooms", "population", "households",
-                    "median_income", "ocean_proximity")
+HOUSING_REQUIRED = [c for c in HOUSING_COLUMNS if c not in HOUSING_OPTIONAL]
 PROGRESS_MIN_ITEMS = 1000
 TABLE_MAX_ROWS = 20
 

@@ -99,6 +99,8 @@ pre{background:#f6f6f6;padding:.8em;overflow-x:auto}
 
 def write(inputs: ReportInputs, folder: Path) -> Path:
     """Write index.html and its images into `folder`; returns the page's path."""
+    from tfgate.pipeline import datasets
+
     folder.mkdir(parents=True, exist_ok=True)
     head = f"<meta charset='utf-8'><title>tfgate demo report</title><style>{STYLE}</style>"
     parts = [f"<!doctype html><html><head>{head}</head><body>"]
@@ -132,7 +134,7 @@ def write(inputs: ReportInputs, folder: Path) -> Path:
         version_dir = Path(model["version_dir"])
         extra = version_dir / "assets.extra"
         parts.append(f"<h3>{html.escape(dataset)} — version {html.escape(version_dir.name)}</h3>")
-        keys = [("rmse", "RMSE ($)"), ("mae", "MAE ($)")] if dataset == "housing" else [("accuracy", "accuracy")]
+        keys = datasets.task(dataset).report_metrics
         parts.append(
             _table(
                 ["test metric", "offline evaluation", "recomputed from served predictions"],

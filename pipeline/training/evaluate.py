@@ -7,11 +7,9 @@ import os
 
 import numpy as np
 
-from tfgate.pipeline import fashion
 
-
-def housing_metrics(predicted_dollars: np.ndarray, actual_dollars: np.ndarray) -> dict:
-    error = predicted_dollars.astype(np.float64) - actual_dollars.astype(np.float64)
+def regression_metrics(predicted: np.ndarray, actual: np.ndarray) -> dict:
+    error = predicted.astype(np.float64) - actual.astype(np.float64)
     return {
         "rmse": float(np.sqrt(np.mean(error**2))),
         "mae": float(np.mean(np.abs(error))),
@@ -19,13 +17,13 @@ def housing_metrics(predicted_dollars: np.ndarray, actual_dollars: np.ndarray) -
     }
 
 
-def fashion_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dict:
+def classification_metrics(probabilities: np.ndarray, labels: np.ndarray, class_names: list[str]) -> dict:
     predicted = probabilities.argmax(axis=1)
-    k = len(fashion.CLASS_NAMES)
+    k = len(class_names)
     confusion = np.zeros([k, k], np.int64)  # rows: true class, columns: predicted class
     np.add.at(confusion, (labels.astype(np.int64), predicted), 1)
     per_class = {}
-    for i, name in enumerate(fashion.CLASS_NAMES):
+    for i, name in enumerate(class_names):
         predicted_i = confusion[:, i].sum()
         actual_i = confusion[i, :].sum()
         per_class[name] = {
@@ -38,23 +36,8 @@ def fashion_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dict:
         "examples": int(confusion.sum()),
         "per_class": per_class,
         "confusion_matrix": confusion.tolist(),
-        "class_names": list(fashion.CLASS_NAMES),
+        "class_names": list(class_names),
     }
-
-
-def table_rows(dataset: str, metrics: dict) -> list[tuple[str, str]]:
-    """(name, value) rows for the printed evaluation table."""
-    test = metrics["test"]
-    if dataset == "housing":
-        return [
-            ("test RMSE", f"${test['rmse']:,.0f}"),
-            ("test MAE", f"${test['mae']:,.0f}"),
-            ("test examples", f"{test['examples']:,}"),
-        ]
-    rows = [("test accuracy", f"{test['accuracy']:.4f}"), ("test examples", f"{test['examples']:,}")]
-    for name, scores in test["per_class"].items():
-        rows.append((f"{name}", f"precision {scores['precision']:.3f} · recall {scores['recall']:.3f}"))
-    return rows
 
 
 def _pyplot():
@@ -82,11 +65,10 @@ def plot_learning_curves(history: dict, path: str, metric: str) -> None:
     plt.close(fig)
 
 
-def plot_confusion(confusion: np.ndarray, path: str) -> None:
+def plot_confusion(confusion: np.ndarray, names: list[str], path: str) -> None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 6))
     image = ax.imshow(confusion, cmap="Blues")
-    names = fashion.CLASS_NAMES
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
     ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("predicted")
@@ -100,36 +82,26 @@ def plot_confusion(confusion: np.ndarray, path: str) -> None:
     plt.close(fig)
 
 
-def plot_predicted_vs_actual(predicted: np.ndarray, actual: np.ndarray, path: str) -> None:
+def plot_predicted_vs_actual(predicted: np.ndarray, actual: np.ndarray, label: str, path: str) -> None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 6))
     ax.scatter(actual, predicted, s=4, alpha=0.4)
     top = float(max(actual.max(), predicted.max()))
     ax.plot([0, top], [0, top], color="red", linewidth=1)
-    ax.set_xlabel("actual median_house_value ($)")
-    ax.set_ylabel("predicted ($)")
+    ax.set_xlabel(f"actual {label}")
+    ax.set_ylabel("predicted")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
 
 
-def write_report(dataset: str, folder: str, metrics: dict, history: dict, arrays: dict) -> list[str]:
-    """metrics.json and the PNGs into `folder` (the version's assets.extra); returns the files written."""
+def write_report(task, folder: str, metrics: dict, history: dict, arrays: dict) -> list[str]:
+    """metrics.json, the learning curves and `task`'s own PNGs into `folder` (the version's
+    assets.extra); returns the files written."""
     os.makedirs(folder, exist_ok=True)
-    written = []
     path = os.path.join(folder, "metrics.json")
     with open(path, "w") as handle:
         json.dump(metrics, handle, indent=2)
-    written.append(path)
     curves = os.path.join(folder, "learning_curves.png")
-    plot_learning_curves(history, curves, "rmse" if dataset == "housing" else "accuracy")
-    written.append(curves)
-    if dataset == "housing":
-        scatter = os.path.join(folder, "predicted_vs_actual.png")
-        plot_predicted_vs_actual(arrays["predicted"], arrays["actual"], scatter)
-        written.append(scatter)
-    else:
-        matrix = os.path.join(folder, "confusion_matrix.png")
-        plot_confusion(np.array(metrics["test"]["confusion_matrix"]), matrix)
-        written.append(matrix)
-    return written
+    plot_learning_curves(history, curves, task.metric)
+    return [path, curves, *task.plots(folder, metrics["test"], arrays)]

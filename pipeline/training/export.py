@@ -20,29 +20,12 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import config_pb2, saved_model_pb2
 
-from tfgate.pipeline import fashion, housing
-from tfgate.pipeline.training.models import fashion_inputs, housing_inputs
-
 ASSETS_EXTRA = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
 REGRESS_METHOD = "tensorflow/serving/regress"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 TMP_PREFIX = ".tmp-"
 _VERSION_RE = re.compile(r"^[0-9]+$")
-
-# Raw rows for housing warm-up requests (one with total_bedrooms missing). Values from the census data.
-HOUSING_WARMUP_ROWS = [
-    {"longitude": -122.23, "latitude": 37.88, "housing_median_age": 41.0, "total_rooms": 880.0,
-     "total_bedrooms": 129.0, "population": 322.0, "households": 126.0, "median_income": 8.3252,
-     "ocean_proximity": "NEAR BAY"},
-    {"longitude": -118.3, "latitude": 34.05, "housing_median_age": 30.0, "total_rooms": 2000.0,
-     "total_bedrooms": float("nan"), "population": 1200.0, "households": 400.0, "median_income": 3.5,
-     "ocean_proximity": "<1H OCEAN"},
-    {"longitude": -121.0, "latitude": 36.5, "housing_median_age": 15.0, "total_rooms": 3000.0,
-     "total_bedrooms": 600.0, "population": 1500.0, "households": 550.0, "median_income": 4.2,
-     "ocean_proximity": "INLAND"},
-]  # fmt: skip
-
 
 # --------------------------------------------------------------------------------------------
 # Versions
@@ -77,7 +60,7 @@ def publish(temp_dir: str, model_base_path: str, version: int) -> str:
 # Serving module
 
 
-def _nan_to_sparse(values: tf.Tensor) -> tf.SparseTensor:
+def nan_to_sparse(values: tf.Tensor) -> tf.SparseTensor:
     """Float [N] with NaN = missing → the VarLen raw feature ([N, ≤1] sparse) the transform expects."""
     present = tf.logical_not(tf.math.is_nan(values))
     rows = tf.where(present)
@@ -88,7 +71,7 @@ def _nan_to_sparse(values: tf.Tensor) -> tf.SparseTensor:
     )
 
 
-class _ServingModule(tf.Module):
+class ServingModule(tf.Module):
     """The transform layer and the Keras model, tracked so that the session loader restores them.
 
     Keras 3 wraps each tf.Variable in a keras.Variable. On export, the wrapper writes the inner
@@ -110,70 +93,6 @@ class _ServingModule(tf.Module):
         self._raw_spec = spec
 
 
-class HousingServing(_ServingModule):
-    def __init__(self, model, tft_output):
-        super().__init__(model, tft_output, housing.LABEL)
-
-    def _predict(self, raw: dict) -> tf.Tensor:
-        transformed = self.transform(raw)
-        value = self.model(housing_inputs(transformed), training=False)
-        return tf.reshape(value, [-1]) * housing.LABEL_SCALE
-
-    def signatures(self) -> dict:
-        names = housing.RAW_FEATURES
-        specs = [
-            tf.TensorSpec([None], tf.string if n == housing.CATEGORICAL_COLUMN else tf.float32, name=n) for n in names
-        ]
-
-        def serve(*columns):
-            raw = dict(zip(names, columns, strict=True))
-            raw["total_bedrooms"] = _nan_to_sparse(raw["total_bedrooms"])
-            return {"median_house_value": self._predict(raw)}
-
-        def regress(inputs):
-            return {"outputs": self._predict(tf.io.parse_example(inputs, self._raw_spec))}
-
-        self.serve = tf.function(serve, input_signature=specs)
-        self.regress = tf.function(regress, input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
-        return {
-            "serving_default": self.serve.get_concrete_function(),
-            "regress": self.regress.get_concrete_function(),
-        }
-
-
-class FashionServing(_ServingModule):
-    def __init__(self, model, tft_output):
-        super().__init__(model, tft_output, fashion.LABEL)
-        self.class_names = tf.constant(fashion.CLASS_NAMES)
-
-    def _probabilities(self, raw: dict) -> tf.Tensor:
-        return self.model(fashion_inputs(self.transform(raw)), training=False)
-
-    def signatures(self) -> dict:
-        def serve(image):
-            # The same raw bytes the pipeline stored, so uint8 images go through the same transform.
-            probabilities = self._probabilities({fashion.IMAGE: fashion.pixels_to_raw_bytes(image)})
-            class_ids = tf.argmax(probabilities, axis=1, output_type=tf.int64)
-            return {
-                "probabilities": probabilities,
-                "class_ids": class_ids,
-                "classes": tf.gather(self.class_names, class_ids),
-            }
-
-        def classify(inputs):
-            scores = self._probabilities(tf.io.parse_example(inputs, self._raw_spec))
-            classes = tf.tile(self.class_names[tf.newaxis, :], [tf.shape(scores)[0], 1])
-            return {"classes": classes, "scores": scores}
-
-        self.serve = tf.function(serve, input_signature=[tf.TensorSpec([None, 28, 28], tf.uint8, name="image")])
-        self.classify = tf.function(classify, input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
-        return {
-            "serving_default": self.serve.get_concrete_function(),
-            "classify": self.classify.get_concrete_function(),
-        }
-
-
-SERVING_MODULES = {"housing": HousingServing, "fashion": FashionServing}
 METHOD_NAMES = {"regress": REGRESS_METHOD, "classify": CLASSIFY_METHOD}
 
 
@@ -208,70 +127,42 @@ def _refresh_fingerprint(export_dir: str) -> None:
 # Warm-up records (TF Serving reads assets.extra/tf_serving_warmup_requests at load)
 
 
-def _housing_example(row: dict) -> tf.train.Example:
+def example(features: dict) -> tf.train.Example:
+    """A tf.Example of raw features: floats (NaN = missing: left out), str or bytes values."""
     feature = {}
-    for name in housing.NUMERIC_COLUMNS:
-        value = row[name]
-        if np.isnan(value):
-            continue  # a missing VarLen value is simply absent
-        feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
-    feature[housing.CATEGORICAL_COLUMN] = tf.train.Feature(
-        bytes_list=tf.train.BytesList(value=[row[housing.CATEGORICAL_COLUMN].encode()])
-    )
+    for name, value in features.items():
+        if isinstance(value, str | bytes):
+            raw = value.encode() if isinstance(value, str) else value
+            feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[raw]))
+        elif not np.isnan(value):  # a missing VarLen value is simply absent
+            feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[float(value)]))
     return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
-def _fashion_example(image: np.ndarray) -> tf.train.Example:
-    raw = image.astype(np.uint8).tobytes()
-    feature = {fashion.IMAGE: tf.train.Feature(bytes_list=tf.train.BytesList(value=[raw]))}
-    return tf.train.Example(features=tf.train.Features(feature=feature))
+def predict_log(model_name: str, inputs: dict[str, np.ndarray], signature: str = "serving_default"):
+    """A warm-up record: Predict on `signature` with these input arrays."""
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature
+    for name, array in inputs.items():
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(array))
+    return prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
 
 
-def warmup_logs(dataset: str, model_name: str, images: np.ndarray | None = None) -> list:
-    """PredictionLog records: Predict on serving_default and Regress/Classify, batch sizes 1 and 3."""
-    from tensorflow_serving.apis import (
-        classification_pb2,
-        predict_pb2,
-        prediction_log_pb2,
-        regression_pb2,
-    )
+def example_log(model_name: str, method: str, examples: list, signature: str | None = None):
+    """A warm-up record: Regress or Classify (`method`) on tf.Examples, signature `method` by default."""
+    from tensorflow_serving.apis import classification_pb2, prediction_log_pb2, regression_pb2
 
-    logs = []
-    if dataset == "housing":
-        batches = [HOUSING_WARMUP_ROWS[:1], HOUSING_WARMUP_ROWS]
-        for rows in batches:
-            request = predict_pb2.PredictRequest()
-            request.model_spec.name = model_name
-            request.model_spec.signature_name = "serving_default"
-            for name in housing.RAW_FEATURES:
-                values = [r[name] for r in rows]
-                array = np.array(values, dtype=object if name == housing.CATEGORICAL_COLUMN else np.float32)
-                request.inputs[name].CopyFrom(tf.make_tensor_proto(array, shape=[len(rows)]))
-            logs.append(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)))
-        for rows in batches:
-            request = regression_pb2.RegressionRequest()
-            request.model_spec.name = model_name
-            request.model_spec.signature_name = "regress"
-            request.input.example_list.examples.extend(_housing_example(r) for r in rows)
-            logs.append(prediction_log_pb2.PredictionLog(regress_log=prediction_log_pb2.RegressLog(request=request)))
-        return logs
-
-    if images is None or len(images) == 0:
-        images = np.zeros([3, 28, 28], np.uint8)
-    images = images[:3].astype(np.uint8)
-    for batch in (images[:1], images):
-        request = predict_pb2.PredictRequest()
-        request.model_spec.name = model_name
-        request.model_spec.signature_name = "serving_default"
-        request.inputs["image"].CopyFrom(tf.make_tensor_proto(batch, dtype=tf.uint8))
-        logs.append(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)))
-    for batch in (images[:1], images):
-        request = classification_pb2.ClassificationRequest()
-        request.model_spec.name = model_name
-        request.model_spec.signature_name = "classify"
-        request.input.example_list.examples.extend(_fashion_example(i) for i in batch)
-        logs.append(prediction_log_pb2.PredictionLog(classify_log=prediction_log_pb2.ClassifyLog(request=request)))
-    return logs
+    kinds = {"regress": (regression_pb2.RegressionRequest, "regress_log", prediction_log_pb2.RegressLog),
+             "classify": (classification_pb2.ClassificationRequest, "classify_log", prediction_log_pb2.ClassifyLog)}
+    request_type, field, log_type = kinds[method]
+    request = request_type()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature or method
+    request.input.example_list.examples.extend(examples)
+    return prediction_log_pb2.PredictionLog(**{field: log_type(request=request)})
 
 
 def write_warmup(export_dir: str, logs: list) -> str:
@@ -347,10 +238,10 @@ def _check_equal(what: str, got: np.ndarray, want: np.ndarray, rtol: float) -> N
         raise SessionLoaderError(f"{what}: session and TF2 outputs differ")
 
 
-def save(dataset: str, model, tft_output, export_dir: str, warmup: list) -> None:
-    """Write the complete SavedModel (signatures, method names, warm-up) into export_dir and check
+def save(task, model, tft_output, export_dir: str, warmup: list) -> None:
+    """Write `task`'s complete SavedModel (signatures, method names, warm-up) into export_dir and check
     that every warm-up record runs under the session loader exactly as on the TF2 path."""
-    module = SERVING_MODULES[dataset](model, tft_output)
+    module = task.serving_module(model, tft_output)
     signatures = module.signatures()
     tf.saved_model.save(module, export_dir, signatures=signatures)
     set_method_names(export_dir)

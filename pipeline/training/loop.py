@@ -13,25 +13,17 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from tfgate.pipeline.training import models
-
 
 def fit(
-    net, dist, train_ds, eval_ds, *, dataset, batch_size, epochs, patience, logdir, on_epoch=None,
+    net, dist, train_ds, eval_ds, *, task, batch_size, epochs, patience, logdir, on_epoch=None,
     steps_per_epoch=None,
 ):  # fmt: skip
     """Train `net` (compiled inside dist.scope(), its learning-rate schedule included); return a
     Keras-style history dict."""
-    metric = "rmse" if dataset == "housing" else "accuracy"
-    per_example = models.LOSSES[dataset]  # the compiled loss, per example
+    metric = task.metric
 
     def sums(y, pred):
-        losses = per_example(y, pred)
-        correct = tf.zeros([])
-        if dataset == "fashion":
-            hits = tf.equal(tf.argmax(pred, axis=1, output_type=tf.int64), tf.cast(y, tf.int64))
-            correct = tf.reduce_sum(tf.cast(hits, tf.float32))
-        return losses, correct
+        return task.loss(y, pred), task.batch_hits(y, pred)  # the compiled loss, per example
 
     def train_replica(x, y):
         with tf.GradientTape() as tape:

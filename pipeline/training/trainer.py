@@ -12,30 +12,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tfgate.pipeline import fashion, housing
+from tfgate.pipeline import datasets
 from tfgate.pipeline.training import data, distribute, evaluate, models
 from tfgate.pipeline.training.errors import TrainingInputError
 
-DATASETS = ("housing", "fashion")
-# Defaults per dataset, chosen so that every seed reaches the quality targets (benchmarks/train_bench.py
-# checks five). The learning rate warms up linearly over the first WARMUP_FRACTION of the steps, then
-# decays to zero along a cosine over `epochs`; AdamW's decoupled weight decay; early stopping on the
-# eval loss (after `patience` epochs without improvement), the best epoch's weights restored.
-DEFAULTS = {
-    "housing": {"epochs": 80, "batch_size": 128, "patience": 10, "learning_rate": 1e-3, "weight_decay": 1e-4,
-                "augment": False},
-    "fashion": {"epochs": 40, "batch_size": 64, "patience": 10, "learning_rate": 1e-3, "weight_decay": 1e-4,
-                "augment": True},
-}  # fmt: skip
+# The learning rate warms up linearly over the first WARMUP_FRACTION of the steps (Task.Defaults).
 WARMUP_FRACTION = 0.05
-# Training-only augmentation of the transformed features, in the tf.data pipeline (never exported).
-AUGMENT = {"fashion": lambda: data.shift_and_flip(fashion.IMAGE_XF, max_shift=2)}
-LABEL_KEYS = {"housing": housing.LABEL_XF, "fashion": fashion.LABEL_XF}
-REQUIRED_FEATURES = {
-    "housing": [*models.HOUSING_NUMERIC, housing.CATEGORY_INDEX, housing.LABEL_XF],
-    "fashion": [fashion.IMAGE_XF, fashion.LABEL_XF],
-}
-TO_MODEL_INPUTS = {"housing": models.housing_inputs, "fashion": models.fashion_inputs}
 EpochCallback = Callable[[int, int, dict, float], None]
 
 
@@ -50,12 +32,17 @@ class TrainResult:
     model: object = field(default=None, repr=False)  # the trained Keras model
 
 
-def _validate(dataset, kind, strategy, epochs, batch_size, steps_per_epoch, version, data_dir, model_base_path):
-    if dataset not in DATASETS:
-        raise TrainingInputError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
-    if kind not in models.MODEL_KINDS[dataset]:
+def task_of(dataset: str):
+    try:
+        return datasets.task(dataset)
+    except KeyError as err:
+        raise TrainingInputError(err.args[0]) from None
+
+
+def _validate(task, kind, strategy, epochs, batch_size, steps_per_epoch, version, data_dir, model_base_path):
+    if kind not in task.model_kinds:
         raise TrainingInputError(
-            f"--model {kind} does not apply to {dataset}; choose {' or '.join(models.MODEL_KINDS[dataset])}"
+            f"--model {kind} does not apply to {task.name}; choose {' or '.join(task.model_kinds)}"
         )
     if strategy not in distribute.STRATEGIES:
         raise TrainingInputError(f"unknown strategy {strategy!r}; expected {', '.join(distribute.STRATEGIES)}")
@@ -75,7 +62,7 @@ def _validate(dataset, kind, strategy, epochs, batch_size, steps_per_epoch, vers
             raise TrainingInputError(str(err)) from err
 
 
-def _load_transform_output(dataset: str, data_dir: str):
+def _load_transform_output(task, data_dir: str):
     import tensorflow_transform as tft
 
     try:
@@ -84,10 +71,10 @@ def _load_transform_output(dataset: str, data_dir: str):
         tft_output.raw_feature_spec()
     except Exception as err:  # unreadable metadata: report it as bad input, not a crash
         raise TrainingInputError(f"{data_dir}: cannot read the transform output ({err})") from err
-    missing = [name for name in REQUIRED_FEATURES[dataset] if name not in spec]
+    missing = [name for name in task.required_features if name not in spec]
     if missing:
         raise TrainingInputError(
-            f"{data_dir} is not {dataset} pipeline output (transformed features lack {', '.join(missing)})"
+            f"{data_dir} is not {task.name} pipeline output (transformed features lack {', '.join(missing)})"
         )
     return tft_output, spec
 
@@ -98,15 +85,14 @@ def default_logdir(model_base_path: str, version: int) -> str:
     return os.path.join(os.path.dirname(base), "tensorboard", os.path.basename(base), str(version))
 
 
-def _learning_rate(settings: dict, epochs: int, steps_per_epoch: int):
+def _learning_rate(peak: float, epochs: int, steps_per_epoch: int):
     """Warm-up, then cosine decay, over the whole run (so a shorter --epochs decays sooner)."""
     import keras
 
     total = max(1, epochs * steps_per_epoch)
     warmup = int(total * WARMUP_FRACTION)
     return keras.optimizers.schedules.CosineDecay(
-        0.0 if warmup else settings["learning_rate"], total - warmup,
-        warmup_target=settings["learning_rate"] if warmup else None, warmup_steps=warmup,
+        0.0 if warmup else peak, total - warmup, warmup_target=peak if warmup else None, warmup_steps=warmup,
     )  # fmt: skip
 
 
@@ -151,17 +137,12 @@ def _predict(model, inputs: dict, batch_size: int = 1024) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def evaluate_test(dataset: str, model, data_dir: str, spec: dict) -> tuple[dict, dict]:
+def evaluate_test(task, model, data_dir: str, spec: dict) -> tuple[dict, dict]:
     """Test-split metrics from the Keras model on the transformed rows, and arrays for the plots."""
     features = data.load_split(data_dir, "test", spec)
-    labels = features.pop(LABEL_KEYS[dataset])
-    inputs = {k: v.numpy() for k, v in TO_MODEL_INPUTS[dataset](features).items()}
-    outputs = _predict(model, inputs)
-    if dataset == "housing":
-        predicted = outputs.reshape(-1) * housing.LABEL_SCALE
-        actual = labels.reshape(-1) * housing.LABEL_SCALE
-        return evaluate.housing_metrics(predicted, actual), {"predicted": predicted, "actual": actual}
-    return evaluate.fashion_metrics(outputs, labels), {"images": features[fashion.IMAGE_XF]}
+    labels = features.pop(task.label_key)
+    inputs = {k: v.numpy() for k, v in task.to_model_inputs(features).items()}
+    return task.test_metrics(_predict(model, inputs), labels, features)
 
 
 def train(
@@ -185,13 +166,14 @@ def train(
     Raises TrainingInputError (before writing anything) for a bad data directory, option or version.
     """
     started = time.monotonic()
-    defaults = DEFAULTS.get(dataset, DEFAULTS["housing"])
-    kind = model or models.DEFAULT_MODEL.get(dataset, "")
-    epochs = defaults["epochs"] if epochs is None else epochs
-    batch_size = defaults["batch_size"] if batch_size is None else batch_size
-    patience = defaults["patience"] if patience is None else patience
-    _validate(dataset, kind, strategy, epochs, batch_size, steps_per_epoch, version, data_dir, model_base_path)
-    tft_output, spec = _load_transform_output(dataset, data_dir)
+    task = task_of(dataset)
+    defaults = task.defaults
+    kind = model or task.default_model
+    epochs = defaults.epochs if epochs is None else epochs
+    batch_size = defaults.batch_size if batch_size is None else batch_size
+    patience = defaults.patience if patience is None else patience
+    _validate(task, kind, strategy, epochs, batch_size, steps_per_epoch, version, data_dir, model_base_path)
+    tft_output, spec = _load_transform_output(task, data_dir)
 
     import keras
 
@@ -206,31 +188,25 @@ def train(
     if not chief:
         logdir = os.path.join(scratch, "logs")
 
-    label_key, to_inputs = LABEL_KEYS[dataset], TO_MODEL_INPUTS[dataset]
-    augment = AUGMENT[dataset]() if defaults["augment"] else None
+    augment = task.augmentation() if defaults.augment else None
     train_ds = data.make_dataset(
-        data_dir, "train", spec, to_inputs, label_key, batch_size, shuffle=True, seed=seed, augment=augment
-    )
+        data_dir, "train", spec, task.to_model_inputs, task.label_key, batch_size, shuffle=True, seed=seed,
+        augment=augment,
+    )  # fmt: skip
     if steps_per_epoch:
         train_ds = train_ds.repeat()
-    eval_ds = data.make_dataset(data_dir, "eval", spec, to_inputs, label_key, batch_size, shuffle=False)
-    num_categories = 0
-    if dataset == "housing":
-        num_categories = (
-            tft_output.vocabulary_size_by_name(housing.OCEAN_PROXIMITY_VOCAB) + housing.OCEAN_PROXIMITY_OOV_BUCKETS
-        )
+    eval_ds = data.make_dataset(data_dir, "eval", spec, task.to_model_inputs, task.label_key, batch_size, shuffle=False)
     with dist.scope():
-        learning_rate = _learning_rate(defaults, epochs, _train_steps(data_dir, batch_size, steps_per_epoch))
-        net = models.build(
-            dataset, kind, num_categories, learning_rate=learning_rate, weight_decay=defaults["weight_decay"]
-        )
+        steps = _train_steps(data_dir, batch_size, steps_per_epoch)
+        learning_rate = _learning_rate(defaults.learning_rate, epochs, steps)
+        net = models.build(task, kind, tft_output, learning_rate=learning_rate, weight_decay=defaults.weight_decay)
 
     fit_started = time.monotonic()
     if strategy == "multi-worker":
         from tfgate.pipeline.training import loop
 
         history = loop.fit(
-            net, dist, train_ds, eval_ds, dataset=dataset, batch_size=batch_size, epochs=epochs, patience=patience,
+            net, dist, train_ds, eval_ds, task=task, batch_size=batch_size, epochs=epochs, patience=patience,
             logdir=logdir, on_epoch=on_epoch, steps_per_epoch=steps_per_epoch,
         )  # fmt: skip
     else:
@@ -255,9 +231,9 @@ def train(
         "best_epoch": int(np.argmin(val_loss)) + 1 if val_loss else None,
         "best_val_loss": float(min(val_loss)) if val_loss else None,
         "batch_size": batch_size,
-        "learning_rate": defaults["learning_rate"],
+        "learning_rate": defaults.learning_rate,
         "schedule": "warm-up + cosine decay",
-        "weight_decay": defaults["weight_decay"],
+        "weight_decay": defaults.weight_decay,
         "augmentation": augment is not None,
         "seed": seed,
         "strategy": strategy,
@@ -271,25 +247,22 @@ def train(
     if not chief:
         # Workers take part in saving too (collective reads), but into a folder that is thrown away.
         try:
-            export.save(dataset, net, tft_output, os.path.join(scratch, "model"), [])
+            export.save(task, net, tft_output, os.path.join(scratch, "model"), [])
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         metrics = {"dataset": dataset, "training": training}
         return TrainResult(dataset, version, None, metrics, history, time.monotonic() - started, net)
 
-    test_metrics, arrays = evaluate_test(dataset, net, data_dir, spec)
+    test_metrics, arrays = evaluate_test(task, net, data_dir, spec)
     metrics = {"dataset": dataset, "version": version, "test": test_metrics, "training": training}
-    images = None
-    if dataset == "fashion":
-        images = np.round(arrays["images"][:3] * 255.0).astype(np.uint8)
-    warmup = export.warmup_logs(dataset, dataset, images)
+    warmup = task.warmup_logs(dataset, arrays)
 
     os.makedirs(model_base_path, exist_ok=True)
     temp_dir = export.temp_dir_for(model_base_path, version)
     try:
-        export.save(dataset, net, tft_output, temp_dir, warmup)
+        export.save(task, net, tft_output, temp_dir, warmup)
         training["seconds"] = round(time.monotonic() - started, 2)
-        evaluate.write_report(dataset, os.path.join(temp_dir, export.ASSETS_EXTRA), metrics, history, arrays)
+        evaluate.write_report(task, os.path.join(temp_dir, export.ASSETS_EXTRA), metrics, history, arrays)
         path = export.publish(temp_dir, model_base_path, version)
     except BaseException:
         shutil.rmtree(temp_dir, ignore_errors=True)

@@ -20,10 +20,6 @@ import yaml
 from .. import request_log
 
 ENV_PREFIX = "TFGATE_GATEWAY__"
-FASHION_CLASS_NAMES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-]
 
 
 class ConfigError(ValueError):
@@ -109,7 +105,7 @@ class ModelConfig:
     split: dict[str, int] = field(default_factory=dict)  # label -> percent, sums to 100
     sticky_key: str = ""  # request metadata key whose value pins a caller to one label
     shadow: ShadowConfig = field(default_factory=ShadowConfig)
-    class_names: list[str] = field(default_factory=lambda: list(FASHION_CLASS_NAMES))
+    class_names: list[str] = field(default_factory=list)  # ClassifyFashion; empty: the model's `all_classes`
     logging: ModelLoggingConfig = field(default_factory=ModelLoggingConfig)
 
 
@@ -300,8 +296,6 @@ def validate(cfg: GatewayConfig) -> GatewayConfig:
             raise ConfigError(f"{p}.sticky_key: gRPC metadata keys are lowercase")
         if not 0 <= m.shadow.percent <= 100:
             raise ConfigError(f"{p}.shadow.percent: must be between 0 and 100")
-        if len(m.class_names) < 1:
-            raise ConfigError(f"{p}.class_names: must not be empty")
         if not 0 <= m.logging.sampling_rate <= 1:
             raise ConfigError(f"{p}.logging.sampling_rate: must be between 0 and 1")
     return cfg

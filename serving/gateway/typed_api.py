@@ -12,6 +12,7 @@ import time
 import grpc
 import numpy as np
 from google.protobuf import wrappers_pb2
+from google.protobuf.descriptor import FieldDescriptor
 from tensorflow_serving.apis import get_model_status_pb2, model_pb2, predict_pb2
 
 from tfgate.v1 import gateway_pb2 as pb
@@ -27,8 +28,10 @@ from .config import GatewayConfig
 from .routing import Router
 
 SERVICE = pb.DESCRIPTOR.services_by_name["InferenceGateway"]
-HOUSING_FLOATS = ["longitude", "latitude", "housing_median_age", "total_rooms", "population",
-                  "households", "median_income"]
+# HousingRecord's fields are the model's raw inputs, in order: floats (finite, or unset when `optional`:
+# sent as NaN, which the model imputes) and strings (not empty).
+_RECORD_FIELDS = [(f.name, f.cpp_type == FieldDescriptor.CPPTYPE_STRING, f.has_presence)
+                  for f in pb.HousingRecord.DESCRIPTOR.fields]
 _STATE = {
     get_model_status_pb2.ModelVersionStatus.START: pb.MODEL_VERSION_STATE_START,
     get_model_status_pb2.ModelVersionStatus.LOADING: pb.MODEL_VERSION_STATE_LOADING,
@@ -74,6 +77,16 @@ def _output(resp: predict_pb2.PredictResponse, key: str, model: str) -> np.ndarr
     return tensors.to_numpy(resp.outputs[key])
 
 
+def _class_names(resp: predict_pb2.PredictResponse) -> list[str]:
+    """The model's own class names: its `all_classes` output ([N, classes] strings), when it has one."""
+    if "all_classes" not in resp.outputs:
+        return []
+    rows = tensors.to_numpy(resp.outputs["all_classes"])
+    if not rows.size:
+        return []
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in rows.reshape(len(rows), -1)[0]]
+
+
 class InferenceGateway(pb_grpc.InferenceGatewayServicer):
     def __init__(self, cfg: GatewayConfig, calls: Calls, router: Router, pools: dict[str, Pool]):
         self.cfg = cfg
@@ -100,21 +113,23 @@ class InferenceGateway(pb_grpc.InferenceGatewayServicer):
             raise invalid(f"records: {n} records, over this model's max_records ({m.max_records})")
         self.router.check_size(m, request.ByteSize(), "records")
         req = _tfs_request(self.router.route(call, m, version, label), m.signature_name)
-        for name in HOUSING_FLOATS:
-            col = np.fromiter((getattr(r, name) for r in recs), dtype=np.float32, count=n)
-            bad = np.flatnonzero(~np.isfinite(col))
-            if bad.size:
-                raise invalid(f"records[{bad[0]}].{name}: must be a finite number")
-            codec.fill_proto(req.inputs[name], col, as_content=True)
-        beds = np.fromiter((r.total_bedrooms if r.HasField("total_bedrooms") else np.nan for r in recs),
-                           dtype=np.float32, count=n)
-        codec.fill_proto(req.inputs["total_bedrooms"], beds, as_content=True)
-        ocean = []
-        for i, r in enumerate(recs):
-            if not r.ocean_proximity:
-                raise invalid(f"records[{i}].ocean_proximity: must not be empty")
-            ocean.append(r.ocean_proximity.encode())
-        codec.fill_proto(req.inputs["ocean_proximity"], np.array(ocean, dtype=object))
+        for name, is_string, optional in _RECORD_FIELDS:
+            if is_string:
+                values = [getattr(r, name).encode() for r in recs]
+                empty = next((i for i, v in enumerate(values) if not v), None)
+                if empty is not None:
+                    raise invalid(f"records[{empty}].{name}: must not be empty")
+                codec.fill_proto(req.inputs[name], np.array(values, dtype=object))
+            elif optional:
+                col = np.fromiter((getattr(r, name) if r.HasField(name) else np.nan for r in recs),
+                                  dtype=np.float32, count=n)
+                codec.fill_proto(req.inputs[name], col, as_content=True)
+            else:
+                col = np.fromiter((getattr(r, name) for r in recs), dtype=np.float32, count=n)
+                bad = np.flatnonzero(~np.isfinite(col))
+                if bad.size:
+                    raise invalid(f"records[{bad[0]}].{name}: must be a finite number")
+                codec.fill_proto(req.inputs[name], col, as_content=True)
         raw = await self.router.predict(call, m, pool, req.SerializeToString())
         resp = predict_pb2.PredictResponse.FromString(raw)
         values = _output(resp, "median_house_value", call.model).reshape(-1)
@@ -131,8 +146,9 @@ class InferenceGateway(pb_grpc.InferenceGatewayServicer):
         if n > m.max_records:
             raise invalid(f"images: {n} images, over this model's max_records ({m.max_records})")
         k = request.top_k or 1
-        if not 1 <= k <= len(m.class_names):
-            raise invalid(f"top_k: must be between 1 and {len(m.class_names)}, got {request.top_k}")
+        if k < 1 or m.class_names and k > len(m.class_names):
+            raise invalid(f"top_k: must be between 1 and {len(m.class_names) or 'the number of classes'}, "
+                          f"got {request.top_k}")
         self.router.check_size(m, request.ByteSize(), "images")
         if images.needs_decoding(request.images):
             pixels = await asyncio.to_thread(images.decode_images, request.images)
@@ -143,8 +159,10 @@ class InferenceGateway(pb_grpc.InferenceGatewayServicer):
         raw = await self.router.predict(call, m, pool, req.SerializeToString())
         resp = predict_pb2.PredictResponse.FromString(raw)
         probs = _output(resp, "probabilities", call.model).reshape(n, -1)
+        if k > probs.shape[1]:
+            raise invalid(f"top_k: must be between 1 and {probs.shape[1]}, got {request.top_k}")
         top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-        names = m.class_names
+        names = m.class_names or _class_names(resp)
         out = pb.ClassifyFashionResponse(served_by=_served_by(call, resp))
         for i in range(n):
             c = out.classifications.add()

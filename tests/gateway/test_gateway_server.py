@@ -43,7 +43,7 @@ def gw(tmp_path_factory):
         "backend": {"ejection": {"consecutive_failures": 2, "min_seconds": 30}},
         "models": {
             "housing": {"targets": [hang], "deadline_ms": 20000, "max_records": 4},
-            "fashion": {"targets": [hang]},
+            "fashion": {"targets": [hang], "class_names": [f"c{i}" for i in range(10)]},  # top_k checked up front
             "slow": {"targets": [hang], "deadline_ms": 300},
             "down": {"targets": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]},
         },

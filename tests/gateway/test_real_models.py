@@ -20,6 +20,7 @@ from tfgate.v1 import gateway_pb2_grpc as pb_grpc
 
 from .helpers import Gateway
 
+RENAMED = [f"class {i}" for i in range(10)]
 FLOATS = ["longitude", "latitude", "housing_median_age", "total_rooms", "total_bedrooms", "population",
           "households", "median_income"]
 
@@ -29,7 +30,8 @@ def servers(tmp_path_factory, model_server_factory, housing_model_base, fashion_
     config = model_config_text({"housing": str(housing_model_base), "fashion": str(fashion_model_base)})
     ms = model_server_factory(tmp_path_factory.mktemp("gw-real-ms"), model_config=config, rest=False)
     g = Gateway(tmp_path_factory.mktemp("gw-real"), {"models": {
-        "housing": {"targets": [ms.grpc_target]}, "fashion": {"targets": [ms.grpc_target]}}})
+        "housing": {"targets": [ms.grpc_target]}, "fashion": {"targets": [ms.grpc_target]},
+        "fashion-renamed": {"targets": [ms.grpc_target], "backend_model_name": "fashion", "class_names": RENAMED}}})
     with grpc.insecure_channel(ms.grpc_target) as d, g.channel() as ch:
         yield prediction_service_pb2_grpc.PredictionServiceStub(d), pb_grpc.InferenceGatewayStub(ch)
     assert g.stop() == 0
@@ -94,6 +96,26 @@ def test_classify_fashion_equals_direct_for_pixels_and_png(servers):
     for c in out.classifications:
         assert c.classes[0].class_id == expect["class_ids"][5]
         assert np.float32(c.classes[0].probability) == probs[5, expect["class_ids"][5]]
+
+
+def test_class_names_come_from_the_model_unless_configured(servers):
+    direct, gw = servers
+    images = _test_images(2)
+    names = [n.decode() for n in _direct(direct, "fashion", {"image": images})["all_classes"][0]]
+    assert len(names) == 10 and names[9] == "Ankle boot"
+    out = gw.ClassifyFashion(pb.ClassifyFashionRequest(images=[pb.Image(pixels=i.tobytes()) for i in images],
+                                                       top_k=10), timeout=60)
+    for c in out.classifications:
+        assert [x.class_name for x in c.classes] == [names[x.class_id] for x in c.classes]
+    renamed = gw.ClassifyFashion(pb.ClassifyFashionRequest(
+        images=[pb.Image(pixels=images[0].tobytes())], top_k=2, model=pb.ModelRef(name="fashion-renamed")), timeout=60)
+    assert [x.class_name for x in renamed.classifications[0].classes] == [
+        RENAMED[x.class_id] for x in renamed.classifications[0].classes]
+    with pytest.raises(grpc.RpcError) as err:  # the model says how many classes it has
+        gw.ClassifyFashion(pb.ClassifyFashionRequest(images=[pb.Image(pixels=images[0].tobytes())], top_k=11),
+                           timeout=60)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "top_k: must be between 1 and 10, got 11" in err.value.details()
 
 
 def test_predict_housing_equals_direct_with_missing_bedrooms(servers):

@@ -374,8 +374,8 @@ def test_sdist_holds_the_pipeline_package_and_installs(sdist, tmp_path):
     with tarfile.open(sdist) as archive:
         names = set(archive.getnames())
     root = sdist.name.removesuffix(".tar.gz")
-    modules = sorted(p.name for p in (REPO / "pipeline").glob("*.py"))
-    assert {"__init__.py", "beam_pipeline.py", "fashion.py", "housing.py"} <= set(modules)
+    modules = sorted(str(p.relative_to(REPO / "pipeline")) for p in (REPO / "pipeline").rglob("*.py"))
+    assert {"__init__.py", "beam_pipeline.py", "fashion/__init__.py", "housing/__init__.py"} <= set(modules)
     for module in modules:  # what the workers import
         assert f"{root}/pipeline/{module}" in names, module
     assert f"{root}/pyproject.toml" in names and f"{root}/protos/tfgate/__init__.py" in names

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow_transform as tft
 
-from tfgate.pipeline import fashion
-from tfgate.pipeline.training import data, train, trainer
+from tfgate.pipeline import datasets, fashion
+from tfgate.pipeline.training import data, train
 
 
 def _batches(data_dir, seed, epochs=2):
@@ -14,7 +14,7 @@ def _batches(data_dir, seed, epochs=2):
     spec = tft.TFTransformOutput(str(data_dir)).transformed_feature_spec()
     ds = data.make_dataset(
         str(data_dir), "train", spec, lambda f: f[fashion.IMAGE_XF], fashion.LABEL_XF, 32,
-        shuffle=True, seed=seed, augment=trainer.AUGMENT["fashion"](),
+        shuffle=True, seed=seed, augment=datasets.task("fashion").augmentation(),
     )  # fmt: skip
     return [[(x.numpy(), y.numpy()) for x, y in ds.take(2)] for _ in range(epochs)]
 

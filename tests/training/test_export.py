@@ -14,6 +14,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 from tests.training.helpers import signature_defs, tensor_info
 from tfgate.pipeline import fashion, housing
+from tfgate.pipeline.housing.task import WARMUP_ROWS
 from tfgate.pipeline.training import export
 
 FLOAT, STRING, INT64, UINT8 = types_pb2.DT_FLOAT, types_pb2.DT_STRING, types_pb2.DT_INT64, types_pb2.DT_UINT8
@@ -61,6 +62,7 @@ def test_fashion_signatures(fashion_model_base):
         "probabilities": (FLOAT, [-1, 10]),
         "class_ids": (INT64, [-1]),
         "classes": (STRING, [-1]),
+        "all_classes": (STRING, [-1, 10]),
     }
     classify = sigs["classify"]
     assert classify.method_name == "tensorflow/serving/classify"
@@ -106,15 +108,15 @@ def test_fashion_warmup_records_replay(fashion_model_base, fashion_loaded):
     assert kinds == {"serving_default", "classify"}
     for log in logs:
         out = _replay(fashion_loaded, log)
-        assert set(out) in ({"probabilities", "class_ids", "classes"}, {"classes", "scores"})
+        assert set(out) in ({"probabilities", "class_ids", "classes", "all_classes"}, {"classes", "scores"})
 
 
 def test_housing_serving_default_and_regress_agree(housing_loaded):
-    rows = export.HOUSING_WARMUP_ROWS
+    rows = WARMUP_ROWS
     columns = {n: tf.constant([r[n] for r in rows]) for n in housing.RAW_FEATURES}
     dollars = housing_loaded.signatures["serving_default"](**columns)["median_house_value"].numpy()
     assert dollars.shape == (3,) and np.all((dollars > 10_000) & (dollars < 1_000_000)), dollars
-    examples = [export._housing_example(r).SerializeToString() for r in rows]
+    examples = [export.example(r).SerializeToString() for r in rows]
     regressed = housing_loaded.signatures["regress"](inputs=tf.constant(examples))["outputs"].numpy()
     np.testing.assert_allclose(regressed, dollars, rtol=1e-5)
     assert math.isnan(rows[1]["total_bedrooms"])  # the missing-value path is exercised
@@ -128,7 +130,7 @@ def test_fashion_serving_default_and_classify_agree(fashion_loaded):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     ids = out["class_ids"].numpy()
     assert [c.decode() for c in out["classes"].numpy()] == [fashion.CLASS_NAMES[i] for i in ids]
-    examples = [export._fashion_example(i).SerializeToString() for i in images]
+    examples = [export.example({fashion.IMAGE: i.tobytes()}).SerializeToString() for i in images]
     classified = fashion_loaded.signatures["classify"](inputs=tf.constant(examples))
     np.testing.assert_allclose(classified["scores"].numpy(), probabilities, atol=1e-6)
     assert [c.decode() for c in classified["classes"].numpy()[0]] == fashion.CLASS_NAMES

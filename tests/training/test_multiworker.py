@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from tests.training.helpers import REPO
 from tfgate.pipeline import housing
-from tfgate.pipeline.training import export
+from tfgate.pipeline.housing.task import WARMUP_ROWS
 from tfgate.serving.processes import free_port
 
 
@@ -47,6 +47,6 @@ def test_two_workers_on_loopback(housing_pipeline_dir, tmp_path):
     metrics = json.loads((base / "1" / "assets.extra" / "metrics.json").read_text())
     assert metrics["training"]["strategy"] == "multi-worker" and metrics["training"]["replicas"] == 2
     loaded = tf.saved_model.load(str(base / "1"))
-    rows = export.HOUSING_WARMUP_ROWS
+    rows = WARMUP_ROWS
     out = loaded.signatures["serving_default"](**{n: tf.constant([r[n] for r in rows]) for n in housing.RAW_FEATURES})
     assert np.all(np.isfinite(out["median_house_value"].numpy()))

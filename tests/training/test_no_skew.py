@@ -9,7 +9,8 @@ import tensorflow_transform as tft
 
 from tests.training.helpers import fashion_raw_test_images, housing_raw_test_rows
 from tfgate.pipeline import fashion, housing
-from tfgate.pipeline.training import data, models
+from tfgate.pipeline.housing import model as housing_model
+from tfgate.pipeline.training import data
 
 # Columns that identify a housing row; each *_z is an increasing function of its raw column, so
 # sorting raw rows and transformed rows by the same columns puts them in the same order.
@@ -41,7 +42,7 @@ def test_housing_no_skew(housing_pipeline_dir, housing_training):
     loaded = tf.saved_model.load(housing_training.path)
     serve = loaded.signatures["serving_default"]
     served = serve(**{k: tf.constant(v) for k, v in raw.items()})["median_house_value"].numpy()
-    inputs = {k: v.numpy() for k, v in models.housing_inputs(transformed).items()}
+    inputs = {k: v.numpy() for k, v in housing_model.to_model_inputs(transformed).items()}
     direct = _keras_outputs(housing_training.model, inputs).reshape(-1)
     np.testing.assert_allclose(served / housing.LABEL_SCALE, direct, atol=1e-4, rtol=0)
 

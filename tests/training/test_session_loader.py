@@ -18,25 +18,26 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfgate.pipeline.housing.task import WARMUP_ROWS
 from tfgate.pipeline.training import export
 
 SAVED_MODEL_CLI = str(Path(sys.executable).with_name("saved_model_cli"))
 
 
 def _housing_feeds() -> dict[str, dict[str, np.ndarray]]:
-    rows = export.HOUSING_WARMUP_ROWS  # one row lacks total_bedrooms (NaN)
+    rows = WARMUP_ROWS  # one row lacks total_bedrooms (NaN)
     columns = {}
     for name in rows[0]:
         values = [r[name] for r in rows]
         columns[name] = np.array([v.encode() for v in values], object) if isinstance(values[0], str) else (
             np.array(values, np.float32))
-    examples = np.array([export._housing_example(r).SerializeToString() for r in rows], object)
+    examples = np.array([export.example(r).SerializeToString() for r in rows], object)
     return {"serving_default": columns, "regress": {"inputs": examples}}
 
 
 def _fashion_feeds() -> dict[str, dict[str, np.ndarray]]:
     images = np.random.default_rng(3).integers(0, 256, size=(4, 28, 28), dtype=np.uint8)
-    examples = np.array([export._fashion_example(i).SerializeToString() for i in images], object)
+    examples = np.array([export.example({"image": i.tobytes()}).SerializeToString() for i in images], object)
     return {"serving_default": {"image": images}, "classify": {"inputs": examples}}
 
 

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 
+from tfgate.pipeline.housing.task import WARMUP_ROWS
 from tfgate.pipeline.training import TrainingInputError, data, export, train
 
 
@@ -56,7 +57,7 @@ def test_export_is_self_contained(housing_pipeline_dir, tmp_path):
     shutil.copytree(housing_pipeline_dir, data)
     result = train("housing", str(data), str(tmp_path / "models"), epochs=1, seed=1)
     shutil.rmtree(data)
-    rows = export.HOUSING_WARMUP_ROWS  # one has total_bedrooms NaN (json carries NaN as is)
+    rows = WARMUP_ROWS  # one has total_bedrooms NaN (json carries NaN as is)
     proc = subprocess.run(
         [sys.executable, "-c", SERVE_WITHOUT_PIPELINE, result.path, json.dumps(rows)],
         capture_output=True, text=True, cwd=tmp_path, timeout=300,

@@ -7,20 +7,17 @@ import math
 
 import tensorflow as tf
 import tensorflow_transform as tft
+from google.protobuf.descriptor import FieldDescriptor
+
+from tfgate.v1.gateway_pb2 import HousingRecord
 
 NAME = "housing"
-NUMERIC_COLUMNS = [
-    "longitude",
-    "latitude",
-    "housing_median_age",
-    "total_rooms",
-    "total_bedrooms",
-    "population",
-    "households",
-    "median_income",
-]
-OPTIONAL_COLUMNS = {"total_bedrooms"}
-CATEGORICAL_COLUMN = "ocean_proximity"
+# The raw columns are the fields of the API's HousingRecord, in its order: the proto is the one place
+# they are written down (floats are numeric, `optional` ones may be missing, the string is the category).
+_RECORD = HousingRecord.DESCRIPTOR.fields
+NUMERIC_COLUMNS = [f.name for f in _RECORD if f.cpp_type == FieldDescriptor.CPPTYPE_FLOAT]
+OPTIONAL_COLUMNS = {f.name for f in _RECORD if f.has_presence}
+(CATEGORICAL_COLUMN,) = [f.name for f in _RECORD if f.cpp_type == FieldDescriptor.CPPTYPE_STRING]
 LABEL = "median_house_value"
 CSV_COLUMNS = NUMERIC_COLUMNS + [LABEL, CATEGORICAL_COLUMN]
 RAW_FEATURES = NUMERIC_COLUMNS + [CATEGORICAL_COLUMN]  # what serving takes: the 9 raw columns
