@@ -20,6 +20,11 @@ benchmarks/results/peer_bench.{json,md,png}.
     make peer-bench                                          # builds the peer venvs, then runs this
     .venv/bin/python -m benchmarks.peer_bench [--duration 10] [--warmup 3] [--repeat 3] [--quick]
         [--servers tfgate,tfgate-batching,kserve,mlserver,ray] [--models half_plus_two,housing,fashion]
+        [--concurrency 1,64,256] [--grpc]    # --grpc: tfgate's gRPC too, via perf_analyzer (.venv/perf)
+    .venv/bin/python -m benchmarks.peer_bench --from-json benchmarks/results/peer_bench.json  # table + PNG again
+
+Latencies are wrk's (closed loop; a request still unanswered when a run ends is not counted, so p99s near the
+run's length, Ray's at c>=64, are lower bounds).
 """
 
 from __future__ import annotations
@@ -131,6 +136,40 @@ def run_wrk(url: str, body_path: Path, concurrency: int, seconds: float) -> dict
     return parse_wrk_output(proc.stdout)
 
 
+def run_perf_analyzer(target: str, model: str, concurrency: int, seconds: float, work: Path) -> dict:
+    """TF Serving gRPC Predict driven by Triton's perf_analyzer (`--service-kind=tfserving`), as oip_bench.py
+    drives it: the figures of its last (stable or last-tried) window, in wrk's terms."""
+    from benchmarks.oip_bench import PERF_ANALYZER, input_data, perf_env
+
+    if model == "half_plus_two":
+        data = work / "half_plus_two-pa.json"
+        data.write_text(json.dumps({"data": [{"x": {"content": [1.0], "shape": [1, 1]}}]}))
+        shapes = ["--shape", "x:1,1"]
+    else:
+        data = work / f"{model}-pa.json"
+        shapes = input_data(model, data)
+    out = work / f"pa-{model}-{concurrency}.csv"
+    cmd = [str(PERF_ANALYZER), "--service-kind=tfserving", "-i", "grpc", "-u", target, "-m", model,
+           "--input-data", str(data), *shapes, "--concurrency-range", str(concurrency),
+           "--measurement-interval", str(int(seconds * 1000)), "--stability-percentage", "100",
+           "--max-trials", "3", "-f", str(out)]  # no --async: the tfserving kind drives one thread per request
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", env=perf_env(),
+                          timeout=seconds * 10 + 120)
+    if proc.returncode != 0 or not out.exists():
+        tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
+        raise RuntimeError(f"perf_analyzer exited {proc.returncode}: {tail}")
+    import csv
+
+    with out.open() as fh:
+        row = next(csv.DictReader(fh))
+    req_s = float(row["Inferences/Second"])
+    ms = lambda k: round(float(row[k]) / 1000, 3)  # noqa: E731 (usec -> ms)
+    completed = int(req_s * seconds)
+    return {"requests": completed, "req_s": round(req_s, 1), "p50_ms": ms("p50 latency"),
+            "p90_ms": ms("p90 latency"), "p99_ms": ms("p99 latency"), "max_ms": None, "non_2xx": 0,
+            "socket_errors": {}, "statuses": {}, "completed": completed, "bodies": {}, "seconds": seconds}
+
+
 # ---- CPU of a server's process tree (from /proc: what each server burns per request) ------------------------
 def _proc_table() -> dict[int, tuple[int, float]]:
     """{pid: (ppid, cpu seconds incl. reaped children)} of every process."""
@@ -168,8 +207,8 @@ class Row:
     key: str
     label: str
     server: str
-    protocol: str  # v1 | v2 | ray
-    url: Callable[[str], str]
+    protocol: str  # v1 | v2 (REST bodies) | grpc (perf_analyzer)
+    url: Callable[[str], str]  # a URL, or a gRPC target for perf_analyzer
 
 
 @dataclasses.dataclass
@@ -295,7 +334,7 @@ def start_servers(work: Path, keys: list[str], version_dirs: dict[str, Path], ba
         print(f"{peer.key} ready ({peer.base}, pid {peer.process.pid})", flush=True)
 
 
-def rows_for(peers: dict) -> list[Row]:
+def rows_for(peers: dict, grpc: bool = False) -> list[Row]:
     rows = []
     for key, peer in peers.items():
         base = peer.base
@@ -303,6 +342,9 @@ def rows_for(peers: dict) -> list[Row]:
             label = "tfgate --enable_batching" if key == "tfgate-batching" else "tfgate"
             rows.append(Row(f"{key} v1", f"{label} (TF Serving REST)", key, "v1",
                             lambda m, b=base: f"{b}/v1/models/{m}:predict"))
+            if grpc:
+                rows.append(Row(f"{key} grpc", f"{label} (TF Serving gRPC, perf_analyzer)", key, "grpc",
+                                lambda m, t=peer.process.grpc_target: t))
             if key == "tfgate":
                 rows.append(Row(f"{key} v2", f"{label} (v2 REST)", key, "v2",
                                 lambda m, b=base: f"{b}/v2/models/{m}/infer"))
@@ -386,7 +428,7 @@ def overload_verdicts(summary: list[dict], top: int) -> dict:
         if s["concurrency"] != top:
             continue
         verdict = {"statuses": s["statuses"], "socket_errors": s["socket_errors"]}
-        if s["row"].startswith("tfgate"):
+        if s["row"].startswith("tfgate") and not s["row"].endswith("grpc"):  # perf_analyzer has no codes
             bad = [k for k in s["statuses"] if k not in OVERLOAD_OK]
             silent = [k for k in s["statuses"] if k != 200 and not s["non_2xx_bodies"].get(k, "").strip()]
             verdict["only_success_or_overload"] = not bad and not silent and not s["socket_errors"]
@@ -411,7 +453,10 @@ def fmt(d: dict, digits: int = 0, unit: str = "") -> str:
 def markdown(summary: list[dict], models: list[str], concurrency: tuple[int, ...], meta: dict) -> str:
     lines = [f"Peer benchmark: {meta['duration_s']} s measured after {meta['warmup_s']} s warm-up per run, "
              f"{meta['repeat']} interleaved repeats (ranges are min–max over them), wrk -t1, "
-             f"{meta['cpus']} cores shared by the servers and wrk; {meta['started']}.", ""]
+             f"{meta['cpus']} cores shared by the servers and wrk; {meta['started']}; tfgate at "
+             f"{meta.get('tfgate_commit')}" + (f" ({meta['tfgate_provenance_note']})" if meta.get(
+                 "tfgate_provenance_note") else " + uncommitted changes in serving/" if meta.get(
+                 "tfgate_uncommitted_in_serving") else "") + ".", ""]
     by = {(s["model"], s["row"], s["concurrency"]): s for s in summary}
     row_keys = list(dict.fromkeys(s["row"] for s in summary))
     labels = {s["row"]: s["label"] for s in summary}
@@ -504,9 +549,15 @@ def latest_version_dir(base: Path) -> Path:
     return max(versions, key=lambda p: int(p.name))
 
 
-def why_not_ready(keys: list[str]) -> str | None:
+def why_not_ready(keys: list[str], grpc: bool = False) -> str | None:
     if not shutil.which("wrk"):
         return "wrk not found: apt-get install -y wrk"
+    if grpc:
+        from benchmarks.oip_bench import why_perf_analyzer_cannot_run
+
+        problem = why_perf_analyzer_cannot_run()
+        if problem:
+            return f"--grpc: {problem}"
     for key in keys:
         if not key.startswith("tfgate") and not Path(peer_python(key)).exists():
             return f"{peer_python(key)} missing: run `make peer-bench` (builds .venv/peers/ from requirements/peers/)"
@@ -552,6 +603,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 s runs, 1 s warm-up, 2 s recovery, 1 repeat")
     ap.add_argument("--out", type=Path, default=RESULTS / "peer_bench.json",
                     help="JSON path; the .md and .png go beside it")
+    ap.add_argument("--grpc", action="store_true",
+                    help="also tfgate's TF Serving gRPC, driven by perf_analyzer (.venv/perf; needs libb64-0d)")
     ap.add_argument("--from-json", type=Path, help="only rewrite the table and PNG from this JSON's runs")
     args = ap.parse_args(argv)
     if args.from_json:
@@ -562,13 +615,18 @@ def main(argv: list[str] | None = None) -> int:
     keys = [k for k in args.servers.split(",") if k]
     models = [m for m in args.models.split(",") if m]
     concurrency = tuple(int(c) for c in args.concurrency.split(","))
-    problem = why_not_ready(keys)
+    problem = why_not_ready(keys, args.grpc)
     if problem:
         print(problem, file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the servers
     started = time.strftime("%Y-%m-%d %H:%M:%S")
+    # What the tfgate servers run, taken before they start (the tree may change during a long run).
+    git = lambda *a: subprocess.run(["git", "-C", str(REPO), *a], capture_output=True, text=True).stdout.strip()  # noqa: E731
+    provenance = {"tfgate_commit": git("rev-parse", "--short", "HEAD"),
+                  "tfgate_uncommitted_in_serving": git("status", "--porcelain", "--", "serving").splitlines()}
     runs: list[dict] = []
+    failures: list[dict] = []  # perf_analyzer runs that did not finish (wrk's failures stop the benchmark)
     with tempfile.TemporaryDirectory(prefix="peer-bench-") as tmp:
         work = Path(tmp)
         from benchmarks.peers.half_plus_two import make_half_plus_two
@@ -587,8 +645,8 @@ def main(argv: list[str] | None = None) -> int:
         peers: dict[str, Peer] = {}
         try:
             start_servers(work, keys, version_dirs, bases, peers)
-            rows = rows_for(peers)
-            checks = check_answers(rows, models, bodies)
+            rows = rows_for(peers, grpc=args.grpc)
+            checks = check_answers([r for r in rows if r.protocol != "grpc"], models, bodies)
             total = args.repeat * len(concurrency) * len(models) * len(rows)
             n = 0
             for rep in range(args.repeat):
@@ -597,8 +655,22 @@ def main(argv: list[str] | None = None) -> int:
                         shift = rep % len(rows)  # rotate the order: no row always runs first
                         for row in rows[shift:] + rows[:shift]:
                             n += 1
-                            url, path = row.url(model), bodies[(model, row.protocol)]
-                            pid = peers[row.server].process.pid
+                            url, pid = row.url(model), peers[row.server].process.pid
+                            if row.protocol == "grpc":  # perf_analyzer warms up and repeats windows itself
+                                where = {"model": model, "row": row.key, "label": row.label, "concurrency": c,
+                                         "repeat": rep + 1}
+                                try:
+                                    r = run_perf_analyzer(url, model, c, args.duration, work)
+                                except (RuntimeError, subprocess.TimeoutExpired) as e:
+                                    failures.append({**where, "error": str(e)})
+                                    print(f"[{n}/{total}] {row.label} {model} c={c}: {e}", flush=True)
+                                    continue
+                                runs.append(r | where)
+                                print(f"[{n}/{total}] rep {rep + 1} {model:13} c={c:<3} {row.label:42} "
+                                      f"{r['req_s']:8.1f} req/s  p50 {r['p50_ms']:8.2f} ms  "
+                                      f"p99 {r['p99_ms']:8.2f} ms", flush=True)
+                                continue
+                            path = bodies[(model, row.protocol)]
                             if args.warmup > 0:
                                 run_wrk(url, path, c, args.warmup)
                             cpu0 = tree_cpu_seconds(pid)
@@ -622,13 +694,9 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"started": started, "duration_s": args.duration, "warmup_s": args.warmup, "recovery_s": args.recovery,
             "repeat": args.repeat, "concurrency": list(concurrency), "cpus": os.cpu_count(),
             "load_generator": "wrk 4.1.0 (Debian), -t1, keep-alive, --timeout 30s, benchmarks/peers/wrk_report.lua",
-            "tfgate_commit": subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                                            capture_output=True, text=True).stdout.strip(),
-            "tfgate_model_server_dirty": bool(subprocess.run(
-                ["git", "-C", str(REPO), "status", "--porcelain", "--", "serving/model_server"],
-                capture_output=True, text=True).stdout.strip()),
+            **provenance,
             "load_avg_at_end": os.getloadavg(),
-            "servers": {k: p.settings for k, p in peers.items()}, "answers": checks}
+            "servers": {k: p.settings for k, p in peers.items()}, "answers": checks, "failures": failures}
     report = {**meta, "runs": runs}
     print(write_outputs(report, args.out))
     print(f"wrote {args.out}, {args.out.with_suffix('.md')}, {args.out.with_suffix('.png')}")
