@@ -441,15 +441,16 @@ def test_batching_padding_of_concurrent_requests_is_exact(server, grpc_stubs):
 
 def test_full_batch_queue_is_unavailable(grpc_stubs):
     pred, _ = grpc_stubs
-    # One batch thread: a slow batch runs while the queue (2 batches x 8 rows) fills up.
-    slow = {"x": np.array([1.0], np.float32), "n": np.array([4000], np.int32)}
+    # One batch thread: a slow batch runs while the queue (2 batches x 8 rows) fills up. 4,000 matmuls took
+    # only 0.5 s on a fast machine, less than the pauses below: 30,000 keep it busy for seconds anywhere.
+    slow = {"x": np.array([1.0], np.float32), "n": np.array([30000], np.int32)}
     fast8 = {"x": np.ones(8, np.float32), "n": np.ones(8, np.int32)}
     with cf.ThreadPoolExecutor(4) as ex:
-        first = ex.submit(pred.Predict, predict_request("hp", slow, signature="slow"), timeout=60)
-        time.sleep(0.3)
-        queued = [ex.submit(pred.Predict, predict_request("hp", fast8, signature="slow"), timeout=60)
+        first = ex.submit(pred.Predict, predict_request("hp", slow, signature="slow"), timeout=120)
+        time.sleep(0.5)
+        queued = [ex.submit(pred.Predict, predict_request("hp", fast8, signature="slow"), timeout=120)
                   for _ in range(2)]
-        time.sleep(0.3)
+        time.sleep(0.5)
         with pytest.raises(grpc.RpcError) as e:
             pred.Predict(predict_request("hp", {"x": [1.0], "n": np.array([1], np.int32)}, signature="slow"),
                          timeout=60)
